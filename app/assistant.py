@@ -1,0 +1,267 @@
+"""The orchestration of a text turn, top to bottom:
+
+question -> checks (empty, too long) -> follow-up made stand-alone -> retrieval -> answer stream.
+
+Every stage reports typed events, so the UI, the CLI and the tests read the same turn. Backends
+are built once, lazily, from the settings; a missing model is a start-up error that names the
+config key and the command that fixes it.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from app.config import REPO_ROOT, Settings
+from app.followup import resolve_followup
+from llm.base import Answerer, ChatTurn
+from llm.extractive import ExtractiveAnswerer
+from modules.model_files import ModelLocation, ModelNotFoundError, locate_model
+from modules.rag.dense import DenseIndex
+from modules.rag.index import IndexSettings, KnowledgeIndex
+from modules.rag.rerank import CrossEncoderReranker
+from modules.rag.retriever import HybridRetriever
+from modules.rag.text import mostly_english, normalize
+from modules.rag.types import Passage
+
+log = logging.getLogger(__name__)
+
+EMPTY_QUESTION_ZH = "请先说说想问什么吧，比如「黑熊精在哪里打？」或「隐藏结局怎么触发？」"
+EMPTY_QUESTION_EN = "Ask me anything about Black Myth: Wukong, e.g. “Where is the Black Bear Guai fought?”"
+
+
+@dataclass(frozen=True)
+class Source:
+    """A passage shown under an answer; ``index`` is the number the answer cites as [index]."""
+
+    index: int
+    title: str
+    section: str
+    text: str
+    source: str
+    score: float
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "index": self.index,
+            "title": self.title,
+            "section": self.section,
+            "text": self.text,
+            "source": self.source,
+            "score": round(self.score, 4),
+        }
+
+
+@dataclass(frozen=True)
+class Notice:
+    """Something the player should know about their question (it was cut, it was empty …)."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class SourcesFound:
+    sources: list[Source]
+
+
+@dataclass(frozen=True)
+class TextDelta:
+    text: str
+
+
+@dataclass(frozen=True)
+class Answer:
+    """A finished turn: what was asked, what retrieval used, what was answered."""
+
+    question: str
+    standalone_question: str
+    answer: str
+    sources: list[Source]
+    backend: str
+    notices: list[str] = field(default_factory=list)
+    latency_ms: float = 0.0
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "question": self.question,
+            "standalone_question": self.standalone_question,
+            "answer": self.answer,
+            "sources": [s.to_dict() for s in self.sources],
+            "backend": self.backend,
+            "notices": self.notices,
+            "latency_ms": round(self.latency_ms, 2),
+        }
+
+
+TurnEvent = Notice | SourcesFound | TextDelta | Answer
+
+
+@dataclass(frozen=True)
+class ComponentStatus:
+    """One backend or model as `doctor` and the status line report it."""
+
+    name: str
+    ok: bool
+    detail: str
+    fix: str = ""
+
+
+def _embedding_fix(key: str, spec: str) -> str:
+    name = spec.rsplit("/", 1)[-1]
+    return (
+        f"download it once with `hf download {spec} --local-dir models/{spec}` (needs network), "
+        f"or set {key} to a local directory, e.g. --set {key}=models/{name}; run `python -m app doctor` to check"
+    )
+
+
+class Assistant:
+    """Answers questions about the game from the knowledge base; one per process."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.components: list[ComponentStatus] = []
+        self._embedding = self._locate("rag.embedding.model", settings.rag.embedding.model)
+        self._reranker_loc = self._locate("rag.reranker.model", settings.rag.reranker.model)
+        self._retriever: HybridRetriever | None = None
+        self._answerer: Answerer | None = None
+
+    # -- setup -------------------------------------------------------------------------------
+
+    def _locate(self, key: str, spec: str) -> ModelLocation | None:
+        """Where a model slot's model is; a configured *path* that is missing is fatal."""
+        if not spec.strip():
+            return None
+        loc = locate_model(spec, REPO_ROOT)
+        if loc.path is None and not loc.is_hub_id:
+            raise ModelNotFoundError(f"config key {key}: path {spec!r} does not exist. {_embedding_fix(key, spec)}")
+        if loc.path is None:
+            log.info("%s: %s is not downloaded; that part of retrieval is off", key, spec)
+        return loc
+
+    @property
+    def knowledge_roots(self) -> list[Path]:
+        roots = [self.settings.resolve(p) for p in self.settings.knowledge.paths]
+        user = self.settings.user_kb_dir
+        return [*roots, user] if user.is_dir() else roots
+
+    def warm_up(self) -> None:
+        """Load or build the index and the answerer now instead of on the first question."""
+        self.retriever  # noqa: B018 - the property builds everything
+        self.answerer  # noqa: B018
+
+    @property
+    def retriever(self) -> HybridRetriever:
+        if self._retriever is None:
+            rag = self.settings.rag
+            emb_path = self._embedding.path if self._embedding else None
+            index = KnowledgeIndex.open(
+                self.knowledge_roots,
+                self.settings.data_dir / "index",
+                IndexSettings(chunk_chars=rag.chunk_chars, embedding_model=str(emb_path or "")),
+                source_base=REPO_ROOT,
+            )
+            dense = None
+            if emb_path is not None:
+                dense = DenseIndex(emb_path, index.directory / "chroma", rag.embedding.device, rag.embedding.batch_size)
+            reranker = None
+            if self._reranker_loc and self._reranker_loc.path is not None:
+                reranker = CrossEncoderReranker(self._reranker_loc.path, rag.reranker.device)
+            self._retriever = HybridRetriever(
+                index, rag.candidates, rag.rrf_k, dense=dense, reranker=reranker, rerank_top_n=rag.reranker.top_n
+            )
+        return self._retriever
+
+    @property
+    def answerer(self) -> Answerer:
+        if self._answerer is None:
+            index = self.retriever.index
+            llm = self.settings.llm
+            self._answerer = ExtractiveAnswerer(
+                index.tokenizer.tokens, index.bm25.idf, llm.max_answer_sentences, llm.min_relevance
+            )
+        return self._answerer
+
+    def status(self) -> list[ComponentStatus]:
+        """Every backend and model: found or missing, and what fixes a missing one."""
+        out = [ComponentStatus("retrieval: BM25 (jieba) + entity aliases", True, "always on")]
+        for key, loc in (("rag.embedding.model", self._embedding), ("rag.reranker.model", self._reranker_loc)):
+            label = "dense retrieval" if "embedding" in key else "reranker"
+            if loc is None:
+                out.append(ComponentStatus(f"{label} ({key})", False, "disabled (empty in config)"))
+            elif loc.path is None:
+                out.append(
+                    ComponentStatus(
+                        f"{label} ({key})", False, f"{loc.spec} not downloaded", _embedding_fix(key, loc.spec)
+                    )
+                )
+            else:
+                out.append(ComponentStatus(f"{label} ({key})", True, f"{loc.spec} at {loc.path}"))
+        out.append(
+            ComponentStatus(
+                f"answerer (llm.backend={self.settings.llm.backend})", True, "grounded extractive answers, no model"
+            )
+        )
+        return out
+
+    def status_line(self) -> str:
+        retriever = self.retriever
+        index = retriever.index
+        parts = [
+            f"知识库 {len(index.documents)} 条 / {len(index.chunks)} 段",
+            "检索 BM25" + (" + 向量" if retriever.dense else "") + (" + 重排" if retriever.reranker else ""),
+            f"回答 {self.answerer.name}",
+        ]
+        return " · ".join(parts)
+
+    # -- a turn ------------------------------------------------------------------------------
+
+    def ask_stream(self, question: str, history: Sequence[ChatTurn] = ()) -> Iterator[TurnEvent]:
+        """Events of one turn, ending with the finished Answer."""
+        started = time.perf_counter()
+        notices: list[str] = []
+        question = question.strip()
+        english = mostly_english(question)
+        if not normalize(question):
+            text = EMPTY_QUESTION_ZH
+            yield TextDelta(text)
+            yield Answer(question, question, text, [], "none", [], _ms(started))
+            return
+        limit = self.settings.app.max_question_chars
+        if len(question) > limit:
+            notice = (
+                f"The question was {len(question)} characters long; only the first {limit} were used."
+                if english
+                else f"问题太长（{len(question)} 字），只取了前 {limit} 字来回答。"
+            )
+            notices.append(notice)
+            yield Notice(notice)
+            question = question[:limit]
+
+        standalone = resolve_followup(question, history, self.retriever.index.entities.find)
+        passages = self.retriever.retrieve(standalone, self.settings.rag.top_k)
+        sources = [_source(i, p) for i, p in enumerate(passages, 1)]
+        yield SourcesFound(sources)
+        pieces = []
+        for piece in self.answerer.stream(standalone, passages, history):
+            pieces.append(piece)
+            yield TextDelta(piece)
+        yield Answer(question, standalone, "".join(pieces).strip(), sources, self.answerer.name, notices, _ms(started))
+
+    def ask(self, question: str, history: Sequence[ChatTurn] = ()) -> Answer:
+        """The turn's events collected into its Answer."""
+        for event in self.ask_stream(question, history):
+            if isinstance(event, Answer):
+                return event
+        raise RuntimeError("ask_stream ended without an answer")  # pragma: no cover
+
+
+def _source(index: int, passage: Passage) -> Source:
+    chunk = passage.chunk
+    return Source(index, chunk.title, chunk.section, chunk.text, chunk.source, passage.score)
+
+
+def _ms(started: float) -> float:
+    return (time.perf_counter() - started) * 1000

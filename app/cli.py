@@ -1,0 +1,238 @@
+"""Command line: ``python -m app [serve|ask|eval|ingest|doctor|kb] …``.
+
+Global options (before the command): ``--config PATH`` and repeated ``--set dotted.key=value``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from app.config import ConfigError, Settings, load_settings
+from modules.model_files import ModelNotFoundError
+
+log = logging.getLogger("wulewule")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m app", description="悟了悟了 — a Black Myth: Wukong companion")
+    parser.add_argument("--config", type=Path, help="a YAML file overriding configs/default.yaml")
+    parser.add_argument(
+        "--set",
+        dest="sets",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override one setting, e.g. --set rag.top_k=8 (repeatable)",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command")
+
+    serve = sub.add_parser("serve", help="start the web app (the default command)")
+    serve.add_argument("--host", help="bind address (default app.host, 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port (default app.port, 7860)")
+    serve.add_argument("--share", action="store_true", help="also open a public gradio share link")
+
+    ask = sub.add_parser("ask", help="answer one question")
+    ask.add_argument("question")
+    ask.add_argument("--json", action="store_true", help="print one JSON object")
+
+    ev = sub.add_parser("eval", help="measure answers on a JSONL file of {q, keys}")
+    ev.add_argument("file", type=Path)
+    ev.add_argument("--json", action="store_true", help="print one JSON object")
+    ev.add_argument("--show-misses", type=int, default=15, help="list this many wrong answers (text mode)")
+
+    ingest = sub.add_parser("ingest", help="add your own documents (txt, md, pdf, jsonl) to the user knowledge base")
+    ingest.add_argument("paths", nargs="+", type=Path)
+
+    sub.add_parser("doctor", help="list every backend and model: found or missing, and how to fix it")
+
+    kb = sub.add_parser("kb", help="knowledge-base tools")
+    kb_sub = kb.add_subparsers(dest="kb_command", required=True)
+    kb_sub.add_parser("stats", help="entries and characters per category")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    quiet = args.command in ("ask", "eval", "kb")  # their stdout is the product; keep stderr calm
+    level = logging.DEBUG if args.verbose else logging.WARNING if quiet else logging.INFO
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    for noisy in ("bm25s", "httpx", "urllib3", "chromadb", "jieba"):
+        logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
+    try:
+        settings = load_settings(args.config, args.sets)
+        command = args.command or "serve"
+        if command == "serve":
+            return _serve(settings, args)
+        if command == "ask":
+            return _ask(settings, args.question, args.json)
+        if command == "eval":
+            return _eval(settings, args.file, args.json, args.show_misses)
+        if command == "ingest":
+            return _ingest(settings, args.paths)
+        if command == "doctor":
+            return _doctor(settings)
+        if command == "kb":
+            return _kb_stats(settings)
+    except (ConfigError, ModelNotFoundError) as exc:
+        print(f"wulewule: error: {exc}", file=sys.stderr)
+        return 2
+    parser.error(f"unknown command {args.command!r}")
+    return 2
+
+
+def _assistant(settings: Settings):  # noqa: ANN202 - keeps the import lazy for fast --help
+    from app.assistant import Assistant
+
+    return Assistant(settings)
+
+
+def _serve(settings: Settings, args: argparse.Namespace) -> int:
+    from app.ui import launch
+
+    if getattr(args, "host", None):
+        settings.app.host = args.host
+    if getattr(args, "port", None) is not None:
+        settings.app.port = args.port
+    if getattr(args, "share", False):
+        settings.app.share = True
+    launch(settings)
+    return 0
+
+
+def _ask(settings: Settings, question: str, as_json: bool) -> int:
+    answer = _assistant(settings).ask(question)
+    if as_json:
+        print(json.dumps(answer.to_dict(), ensure_ascii=False))
+        return 0
+    for notice in answer.notices:
+        print(f"（{notice}）")
+    print(answer.answer)
+    if answer.sources:
+        print("\n来源 / Sources:")
+        for s in answer.sources:
+            section = f" · {s.section}" if s.section else ""
+            print(f"  [{s.index}] {s.title}{section} — {s.source}")
+    return 0
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """The q-th percentile (0..100) by linear interpolation; 0 for no values."""
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    pos = (len(ordered) - 1) * q / 100
+    low = int(pos)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (pos - low)
+
+
+def load_eval_file(path: Path) -> list[dict[str, object]]:
+    """Lines of {"q": question, "keys": [accepted strings]}; a bad line is an error naming it."""
+    items = []
+    for n, line in enumerate(path.read_text("utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            item = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"{path}:{n}: not JSON ({exc.msg})") from None
+        if not isinstance(item, dict) or not isinstance(item.get("q"), str) or not isinstance(item.get("keys"), list):
+            raise ConfigError(f'{path}:{n}: expected {{"q": str, "keys": [str, ...]}}')
+        items.append(item)
+    return items
+
+
+def _eval(settings: Settings, path: Path, as_json: bool, show_misses: int) -> int:
+    if not path.is_file():
+        raise ConfigError(f"eval file not found: {path}")
+    items = load_eval_file(path)
+    assistant = _assistant(settings)
+    assistant.warm_up()
+    results = []
+    for item in items:
+        answer = assistant.ask(str(item["q"]))
+        keys = [str(k).lower() for k in item["keys"]]  # type: ignore[union-attr]
+        text = answer.answer.lower()
+        correct = any(k in text for k in keys)
+        hit = any(k in s.text.lower() for s in answer.sources for k in keys)
+        results.append(
+            {
+                "q": item["q"],
+                "keys": item["keys"],
+                "answer": answer.answer,
+                "correct": correct,
+                "retrieval_hit": hit,
+                "latency_ms": round(answer.latency_ms, 2),
+                "sources": [s.title for s in answer.sources],
+            }
+        )
+    latencies = [r["latency_ms"] for r in results]
+    n = len(results)
+    summary = {
+        "n": n,
+        "accuracy": round(sum(r["correct"] for r in results) / n, 4) if n else 0.0,
+        "retrieval_hit": round(sum(r["retrieval_hit"] for r in results) / n, 4) if n else 0.0,
+        "p50_ms": round(percentile(latencies, 50), 2),
+        "p95_ms": round(percentile(latencies, 95), 2),
+        "backend": assistant.answerer.name,
+    }
+    if as_json:
+        print(json.dumps({**summary, "results": results}, ensure_ascii=False))
+        return 0
+    print(f"{'questions':<16}{n}")
+    print(f"{'accuracy':<16}{summary['accuracy']:.1%}")
+    print(f"{'retrieval hit':<16}{summary['retrieval_hit']:.1%}  (top {settings.rag.top_k})")
+    print(f"{'latency p50':<16}{summary['p50_ms']:.1f} ms")
+    print(f"{'latency p95':<16}{summary['p95_ms']:.1f} ms")
+    misses = [r for r in results if not r["correct"]][:show_misses]
+    if misses:
+        print("\nwrong answers:")
+        for r in misses:
+            print(f"- {r['q']}  keys={r['keys']}  hit={r['retrieval_hit']}  sources={r['sources'][:3]}")
+            print(f"  -> {str(r['answer'])[:160]}")
+    return 0
+
+
+def _ingest(settings: Settings, paths: Sequence[Path]) -> int:
+    from app.ingest import ingest_paths
+
+    report = ingest_paths(paths, settings.user_kb_dir)
+    for line in report:
+        print(line)
+    return 0 if report and not any(line.startswith("skipped") for line in report) else 1
+
+
+def _doctor(settings: Settings) -> int:
+    from app.assistant import Assistant
+
+    assistant = Assistant(settings)
+    for item in assistant.status():
+        mark = "found  " if item.ok else "missing"
+        print(f"[{mark}] {item.name}: {item.detail}")
+        if item.fix:
+            print(f"          fix: {item.fix}")
+    roots = assistant.knowledge_roots
+    print(f"[found  ] knowledge: {', '.join(str(r) for r in roots)}")
+    return 0
+
+
+def _kb_stats(settings: Settings) -> int:
+    from modules.rag.loader import load_documents
+
+    roots = [settings.resolve(p) for p in settings.knowledge.paths]
+    docs = load_documents(roots)
+    by_cat: dict[str, list[int]] = {}
+    for d in docs:
+        by_cat.setdefault(d.category or "(none)", []).append(len(d.body))
+    print(f"{'category':<14}{'entries':>8}{'chars':>10}")
+    for cat, sizes in sorted(by_cat.items(), key=lambda kv: -len(kv[1])):
+        print(f"{cat:<14}{len(sizes):>8}{sum(sizes):>10}")
+    print(f"{'total':<14}{len(docs):>8}{sum(len(d.body) for d in docs):>10}")
+    return 0

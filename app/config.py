@@ -1,0 +1,189 @@
+"""Typed configuration: defaults from ``configs/default.yaml``, then overrides.
+
+Precedence (later wins): ``configs/default.yaml`` < ``--config PATH`` < ``WULEWULE_*`` environment
+variables < ``--set dotted.key=value`` flags. Command-line flags win because they are the most
+specific thing a person typed. Unknown keys and bad values fail at start with the key named.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_CONFIG = REPO_ROOT / "configs" / "default.yaml"
+ENV_PREFIX = "WULEWULE_"
+
+
+class ConfigError(ValueError):
+    """A configuration problem, worded for the person who has to fix it."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class AppSettings(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(7860, ge=0, le=65535)
+    share: bool = False
+    data_dir: Path = Path(".wulewule")
+    max_question_chars: int = Field(1000, ge=10)
+    concurrency_limit: int = Field(4, ge=1)
+    max_queue: int = Field(64, ge=1)
+    examples: list[str] = Field(default_factory=list)
+
+
+class KnowledgeSettings(_Section):
+    paths: list[Path] = Field(default_factory=lambda: [Path("assets/knowledge")])
+    user_dir: Path | None = None
+
+
+class ModelSlot(_Section):
+    """A model given as a hub id or a local path (empty string: disabled)."""
+
+    model: str = ""
+    device: str = "cpu"
+
+
+class EmbeddingSettings(ModelSlot):
+    batch_size: int = Field(32, ge=1)
+
+
+class RerankerSettings(ModelSlot):
+    top_n: int = Field(20, ge=1)
+
+
+class RagSettings(_Section):
+    chunk_chars: int = Field(320, ge=50, le=4000)
+    top_k: int = Field(5, ge=1, le=50)
+    candidates: int = Field(40, ge=1, le=500)
+    rrf_k: int = Field(60, ge=1)
+    embedding: EmbeddingSettings = Field(default_factory=EmbeddingSettings)
+    reranker: RerankerSettings = Field(default_factory=RerankerSettings)
+
+
+class LlmSettings(_Section):
+    backend: Literal["extractive"] = "extractive"
+    max_answer_sentences: int = Field(3, ge=1, le=10)
+    min_relevance: float = Field(0.34, ge=0.0, le=1.0)
+
+
+class Settings(_Section):
+    app: AppSettings = Field(default_factory=AppSettings)
+    knowledge: KnowledgeSettings = Field(default_factory=KnowledgeSettings)
+    rag: RagSettings = Field(default_factory=RagSettings)
+    llm: LlmSettings = Field(default_factory=LlmSettings)
+
+    def resolve(self, path: Path) -> Path:
+        """A configured path made absolute against the repository root."""
+        return path if path.is_absolute() else REPO_ROOT / path
+
+    @property
+    def data_dir(self) -> Path:
+        return self.resolve(self.app.data_dir)
+
+    @property
+    def user_kb_dir(self) -> Path:
+        user = self.knowledge.user_dir
+        return self.resolve(user) if user is not None else self.data_dir / "user_kb"
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {path} is not valid YAML: {exc}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path} must hold a mapping at the top level")
+    return data
+
+
+def _merge(base: dict[str, Any], override: Mapping[str, Any], where: str) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in override.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value, f"{where}{key}.")
+        else:
+            out[key] = value
+    return out
+
+
+def _set_dotted(tree: dict[str, Any], dotted: str, raw: str, origin: str) -> None:
+    parts = [p for p in dotted.split(".") if p]
+    if not parts:
+        raise ConfigError(f"{origin}: empty key")
+    node = tree
+    for part in parts[:-1]:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"{origin}: config key {'.'.join(parts)!r}: {part!r} is not a section")
+        node = child
+    try:
+        # YAML gives types to scalars and lists: 8 -> int, true -> bool, [a, b] -> list.
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    node[parts[-1]] = value
+
+
+def parse_set_flags(flags: Iterable[str]) -> list[tuple[str, str]]:
+    """``["rag.top_k=8"]`` -> ``[("rag.top_k", "8")]``; a flag without ``=`` is an error."""
+    pairs = []
+    for flag in flags:
+        key, sep, value = flag.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--set {flag!r}: expected dotted.key=value, e.g. --set rag.top_k=8")
+        pairs.append((key.strip(), value))
+    return pairs
+
+
+def env_overrides(environ: Mapping[str, str]) -> list[tuple[str, str]]:
+    """``WULEWULE_RAG__TOP_K=8`` -> ``("rag.top_k", "8")``. ``WULEWULE_CONFIG`` names a file instead."""
+    pairs = []
+    for name, value in sorted(environ.items()):
+        if name.startswith(ENV_PREFIX) and name != ENV_PREFIX + "CONFIG" and "__" in name:
+            dotted = name[len(ENV_PREFIX) :].lower().replace("__", ".")
+            pairs.append((dotted, value))
+    return pairs
+
+
+def load_settings(
+    config_path: Path | str | None = None,
+    sets: Iterable[str] = (),
+    environ: Mapping[str, str] | None = None,
+) -> Settings:
+    """Build the settings from the layers above; raises ConfigError naming the offending key."""
+    environ = os.environ if environ is None else environ
+    tree = _read_yaml(DEFAULT_CONFIG)
+    config_path = config_path or environ.get(ENV_PREFIX + "CONFIG")
+    if config_path:
+        tree = _merge(tree, _read_yaml(Path(config_path)), "")
+    for dotted, raw in env_overrides(environ):
+        _set_dotted(tree, dotted, raw, f"environment {ENV_PREFIX}{dotted.upper().replace('.', '__')}")
+    for dotted, raw in parse_set_flags(sets):
+        _set_dotted(tree, dotted, raw, f"--set {dotted}")
+    try:
+        return Settings.model_validate(tree)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc)) from None
+
+
+def _describe(exc: ValidationError) -> str:
+    lines = []
+    for err in exc.errors():
+        key = ".".join(str(p) for p in err["loc"])
+        if err["type"] == "extra_forbidden":
+            lines.append(f"unknown config key {key!r}")
+        else:
+            lines.append(f"config key {key!r}: {err['msg']} (got {err.get('input')!r})")
+    return "invalid configuration:\n  " + "\n  ".join(lines)

@@ -1,0 +1,1 @@
+"""Component packages: retrieval (rag), speech in (asr), speech out (tts) and drawing (image)."""

@@ -1,0 +1,85 @@
+"""Hybrid retrieval: BM25 + entity matches (+ dense vectors) fused by reciprocal rank, then reranked."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+
+from modules.rag.dense import DenseIndex
+from modules.rag.fusion import reciprocal_rank_fusion
+from modules.rag.index import KnowledgeIndex
+from modules.rag.rerank import CrossEncoderReranker
+from modules.rag.text import normalize
+from modules.rag.types import Passage
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class QueryAnalysis:
+    """A question as retrieval sees it."""
+
+    text: str  # the question with chapter mentions made canonical and entity titles appended
+    tokens: list[str]
+    entities: list[str]  # titles of the knowledge-base entities it names
+
+    def weights(self, index: KnowledgeIndex) -> dict[str, float]:
+        """IDF weight of each distinct query token."""
+        return {t: index.bm25.idf(t) for t in dict.fromkeys(self.tokens)}
+
+
+class HybridRetriever:
+    """The default retriever; every part past BM25 is optional and switched by configuration."""
+
+    def __init__(
+        self,
+        index: KnowledgeIndex,
+        candidates: int = 40,
+        rrf_k: int = 60,
+        dense: DenseIndex | None = None,
+        reranker: CrossEncoderReranker | None = None,
+        rerank_top_n: int = 20,
+    ) -> None:
+        self.index = index
+        self.candidates = candidates
+        self.rrf_k = rrf_k
+        self.dense = dense
+        self.reranker = reranker
+        self.rerank_top_n = rerank_top_n
+
+    def analyze(self, query: str) -> QueryAnalysis:
+        entities = self.index.entities.find(query)
+        expanded = self.index.entities.expand(query)
+        return QueryAnalysis(expanded, self.index.tokenizer.tokens(expanded), entities)
+
+    def retrieve(self, query: str, top_k: int) -> list[Passage]:
+        if not normalize(query):
+            return []
+        analysis = self.analyze(query)
+        scores = self.index.bm25.scores(analysis.tokens)
+        order = np.argsort(-scores, kind="stable")[: self.candidates]
+        rankings: list[list[int]] = [[int(i) for i in order if scores[i] > 0]]
+
+        entity_docs = [d.doc_id for d in self.index.documents if d.title in analysis.entities]
+        if entity_docs:
+            ranked_entities: list[int] = []
+            for doc_id in entity_docs:
+                ids = [c.chunk_id for c in self.index.chunks_by_doc.get(doc_id, [])]
+                ranked_entities.extend(sorted(ids, key=lambda i: -scores[i]))
+            rankings.append(ranked_entities[: self.candidates])
+
+        if self.dense is not None:
+            rankings.append([cid for cid, _ in self.dense.query(query, self.candidates)])
+
+        fused = reciprocal_rank_fusion(rankings, k=self.rrf_k)
+        if not fused:
+            return []
+        passages = [Passage(self.index.chunks[cid], score) for cid, score in fused]
+        if self.reranker is not None:
+            head = passages[: self.rerank_top_n]
+            rescored = self.reranker.scores(query, [p.text for p in head])
+            head = [Passage(p.chunk, s) for p, s in sorted(zip(head, rescored, strict=True), key=lambda x: -x[1])]
+            passages = head + passages[self.rerank_top_n :]
+        return passages[:top_k]

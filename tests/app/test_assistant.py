@@ -1,0 +1,79 @@
+from pathlib import Path
+
+import pytest
+
+from app.assistant import EMPTY_QUESTION_ZH, Answer, Assistant, Notice, SourcesFound, TextDelta
+from llm.base import ChatTurn
+from modules.model_files import ModelNotFoundError
+from tests.conftest import make_settings
+
+
+def test_a_turn_streams_events_and_ends_with_the_answer(settings):
+    events = list(Assistant(settings).ask_stream("黄眉原本是谁的童子？"))
+    assert isinstance(events[0], SourcesFound)
+    deltas = [e for e in events if isinstance(e, TextDelta)]
+    assert len(deltas) > 1
+    final = events[-1]
+    assert isinstance(final, Answer)
+    assert final.answer == "".join(d.text for d in deltas).strip()
+    assert "弥勒" in final.answer
+    assert final.sources[0].title == "黄眉" and final.sources[0].index == 1
+    assert final.backend == "extractive"
+
+
+def test_empty_question_gets_a_friendly_prompt_and_no_retrieval(settings):
+    answer = Assistant(settings).ask("   ")
+    assert answer.answer == EMPTY_QUESTION_ZH
+    assert answer.sources == []
+
+
+def test_very_long_question_is_truncated_with_a_notice(settings):
+    assistant = Assistant(settings)
+    question = "黄眉是谁？" + "啊" * 10_000
+    events = list(assistant.ask_stream(question))
+    notices = [e for e in events if isinstance(e, Notice)]
+    assert len(notices) == 1 and "只取了前 1000 字" in notices[0].text
+    final = events[-1]
+    assert len(final.question) == 1000
+    assert final.notices == [notices[0].text]
+
+
+def test_follow_up_is_resolved_before_retrieval(settings):
+    assistant = Assistant(settings)
+    first = assistant.ask("红孩儿是谁？")
+    history = [ChatTurn("user", "红孩儿是谁？"), ChatTurn("assistant", first.answer)]
+    follow = assistant.ask("那他的父亲呢？", history)
+    assert follow.standalone_question == "红孩儿的父亲呢？"
+    assert "牛魔王" in follow.answer
+
+
+def test_missing_model_path_is_a_start_up_error_naming_the_key(kb_dir: Path, tmp_path: Path):
+    settings = make_settings(kb_dir, tmp_path / "d", "rag.embedding.model=./models/nowhere")
+    with pytest.raises(ModelNotFoundError) as err:
+        Assistant(settings)
+    assert "rag.embedding.model" in str(err.value)
+    assert "doctor" in str(err.value)
+
+
+def test_hub_id_not_downloaded_means_bm25_only(kb_dir: Path, tmp_path: Path):
+    settings = make_settings(kb_dir, tmp_path / "d", "rag.embedding.model=nobody/not-a-model")
+    assistant = Assistant(settings)
+    assert assistant.retriever.dense is None
+    status = {s.name: s for s in assistant.status()}
+    emb = status["dense retrieval (rag.embedding.model)"]
+    assert not emb.ok and "not downloaded" in emb.detail and "hf download" in emb.fix
+
+
+def test_dense_retrieval_is_used_when_a_model_is_configured(kb_dir, tmp_path, tiny_bert_dir):
+    settings = make_settings(kb_dir, tmp_path / "d", f"rag.embedding.model={tiny_bert_dir}")
+    assistant = Assistant(settings)
+    assert assistant.retriever.dense is not None
+    assert "向量" in assistant.status_line()
+    assert "弥勒" in assistant.ask("黄眉原本是谁的童子？").answer
+
+
+def test_user_documents_join_the_knowledge(settings):
+    settings.user_kb_dir.mkdir(parents=True)
+    (settings.user_kb_dir / "mine.md").write_text("---\ntitle: 我的笔记\n---\n我的存档在第三回卡关了。", "utf-8")
+    answer = Assistant(settings).ask("我的存档在哪一回卡关")
+    assert answer.sources[0].title == "我的笔记"

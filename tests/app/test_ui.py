@@ -1,0 +1,132 @@
+"""The Gradio app, started for real on a free port and driven through gradio_client."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+
+import pytest
+
+from app.ui import format_sources, history_turns, message_text
+from tests.conftest import REPO
+
+pytestmark = pytest.mark.slow
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def app_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    from tests.conftest import write_kb
+
+    root = tmp_path_factory.mktemp("ui")
+    kb = write_kb(root / "kb")
+    port = free_port()
+    log = (root / "app.log").open("w")
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "GRADIO_ANALYTICS_ENABLED": "False"}
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "app",
+            "--set",
+            f"knowledge.paths=[{kb}]",
+            "--set",
+            f"app.data_dir={root / 'data'}",
+            "--set",
+            "rag.embedding.model=",
+            "--set",
+            "rag.reranker.model=",
+            "serve",
+            "--port",
+            str(port),
+        ],
+        cwd=REPO,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=env,
+    )
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        deadline = time.time() + 90
+        while time.time() < deadline:
+            if proc.poll() is not None:
+                pytest.fail(f"app exited early:\n{(root / 'app.log').read_text()}")
+            try:
+                with urllib.request.urlopen(url, timeout=2) as resp:
+                    if resp.status == 200:
+                        break
+            except OSError:
+                time.sleep(0.5)
+        else:
+            pytest.fail(f"app did not start:\n{(root / 'app.log').read_text()}")
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+        log.close()
+
+
+def test_ask_api_streams_a_cited_answer(app_url: str):
+    from gradio_client import Client
+
+    client = Client(app_url, verbose=False)
+    job = client.submit("红孩儿的父亲是谁？", api_name="/ask")
+    final = job.result(timeout=60)
+    updates = job.outputs()
+    assert len(updates) > 2, "the answer should arrive in several pieces"
+    partial = [u["answer"] for u in updates[:-1]]
+    assert all(final["answer"].startswith(p.strip()) for p in partial if p.strip())
+    assert final["done"] is True
+    assert "牛魔王" in final["answer"] and "[1]" in final["answer"]
+    assert final["sources"][0]["title"] == "红孩儿"
+
+
+def test_chat_endpoint_keeps_history_and_shows_sources(app_url: str):
+    from gradio_client import Client
+
+    client = Client(app_url, verbose=False)
+    box, messages = client.predict("红孩儿是谁？", [], api_name="/chat")
+    assert box == ""
+    texts = [message_text(m["content"]) for m in messages]
+    assert texts[0] == "红孩儿是谁？"
+    assert "火焰山" in texts[1]
+    sources = [m for m in messages if (m.get("metadata") or {}).get("title", "").startswith("📚")]
+    assert sources and "红孩儿" in message_text(sources[0]["content"])
+
+    box, messages = client.predict("那他的父亲呢？", messages, api_name="/chat")
+    texts = [message_text(m["content"]) for m in messages]
+    assert "红孩儿是谁？" in texts and "那他的父亲呢？" in texts  # nothing lost
+    assert "牛魔王" in texts[-2]
+
+
+def test_home_page_serves(app_url: str):
+    with urllib.request.urlopen(app_url, timeout=5) as resp:
+        assert resp.status == 200
+        assert "悟了悟了" in resp.read().decode("utf-8", "replace")
+
+
+def test_history_helpers():
+    history = [
+        {"role": "user", "content": [{"type": "text", "text": "你好"}]},
+        {"role": "assistant", "content": "答", "metadata": None},
+        {"role": "assistant", "content": "来源", "metadata": {"title": "📚 来源"}},
+    ]
+    turns = history_turns(history)
+    assert [(t.role, t.content) for t in turns] == [("user", "你好"), ("assistant", "答")]
+
+
+def test_sources_are_escaped():
+    from app.assistant import Source
+
+    md = format_sources([Source(1, "<b>x</b>", "", "<script>alert(1)</script>", "kb/x.md", 1.0)])
+    assert "<script>" not in md and "&lt;script&gt;" in md
