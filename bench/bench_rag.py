@@ -48,7 +48,9 @@ def start_app(data_dir: Path) -> tuple[float, float]:
     started = time.perf_counter()
     proc = subprocess.Popen(
         [sys.executable, "-m", "app", "--set", f"app.data_dir={data_dir}", "serve", "--port", str(port)],
-        cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
         env={**os.environ, "GRADIO_ANALYTICS_ENABLED": "False"},
     )
     try:

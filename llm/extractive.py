@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 from llm.base import ChatTurn
-from modules.rag.text import mostly_english, split_sentences
+from modules.rag.text import is_cjk, mostly_english, split_sentences
 from modules.rag.types import Passage
 
 NOTHING_RELEVANT_ZH = (
@@ -26,33 +26,104 @@ NOTHING_RELEVANT_EN = (
     "links to Journey to the West."
 )
 
-# Question intent -> the section headings that answer it.
-_INTENTS: list[tuple[re.Pattern[str], tuple[str, ...]]] = [
-    (
-        re.compile(
-            r"是谁|是什么|叫什么|什么名字|名字|名称|身份|来历|简介|who (?:is|are|was)|what (?:is|are|was)|called", re.I
+
+@dataclass(frozen=True)
+class Intent:
+    """A kind of question, the entry sections that answer it, and the words an answer sentence uses."""
+
+    name: str
+    question: re.Pattern[str]
+    sections: tuple[str, ...]  # "" = an entry's opening summary
+    cue: re.Pattern[str]
+    unless: re.Pattern[str] | None = None  # a question matching this is not of this kind
+
+    def asked_by(self, question: str) -> bool:
+        return bool(self.question.search(question)) and not (self.unless and self.unless.search(question))
+
+
+def _re(pattern: str) -> re.Pattern[str]:
+    return re.compile(pattern, re.IGNORECASE)
+
+
+_PLACE = r"山|洞|村|寺|林|岭|谷|崖|岛|塔|殿|院|国|观|顶|底|深处|附近|尽头|路口|庙|井|湖|河|潭|宫|阁|楼|门|关|城|池"
+INTENTS: tuple[Intent, ...] = (
+    Intent(
+        "identity",
+        _re(
+            r"是谁|是什么|是何人|叫什么|什么名字|身份|来历|简介|介绍|真身|原形|原身|本体|原型"
+            r"|\b(?:who|what) (?:is|are|was)\b|called"
         ),
-        ("", "身份", "简介", "概述", "来历"),
+        ("", "身份", "简介", "概述", "来历", "原型"),
+        _re(r"是|原型|原形|原身|真身|真实身份|本是|原本|原来"),
+        # "X是谁" asks who X is; "X的兵器是什么" asks about the weapon, not about X.
+        _re(r"的(?!原形|原身|真身|本体|来历|身份|原型)[^的，,]{1,10}(?:是谁|是什么)"),
     ),
-    (
-        re.compile(
-            r"怎么打|如何打|打法|攻略|技巧|难打|打不过|怎么过|怎么躲|躲|弱点|机制"
-            r"|how (?:do i |to )?(?:beat|defeat|fight)|tips?\b|dodge|weak",
-            re.I,
+    Intent(
+        "fight",
+        _re(
+            r"怎么打|如何打|打法|攻略|技巧|难打|打不过|怎么过|怎么躲|躲|弱点|机制|注意什么|要注意"
+            r"|how (?:do i |to |can i )?(?:beat|defeat|fight|dodge)|tips?\b|dodge|weak"
         ),
-        ("打法", "技巧", "攻略", "机制", "应对"),
+        ("打法", "技巧", "攻略", "机制", "应对", "战斗"),
+        _re(r"闪避|躲|翻滚|破绽|弱点|输出|定身|硬直|建议|注意|蓄力|留意|空档|时机|dodge|roll"),
     ),
-    (
-        re.compile(r"在哪|哪里|哪儿|位置|什么地方|在哪个|where|location", re.I),
-        ("位置", "地点", "场景", "区域", "获取", "入口"),
+    Intent(
+        "acquire",
+        _re(
+            r"在哪(?:里|儿)?(?:学|拿|领|获得|得到|弄|买|找)|拿到|获得|得到|学会|学到|取得|入手|弄到|解锁"
+            r"|谁给|从哪|从谁|how (?:do i |to |can i )?(?:get|obtain|learn|unlock)"
+        ),
+        ("获取", "获得", "解锁", "来源", "取得", "入手", "学习"),
+        _re(
+            r"获得|得到|学会|习得|拿到|取得|传授|教会|教给|击败.{0,15}后|奖励|解锁|送给|领取|obtain|unlock|learn|reward"
+        ),
     ),
-    (re.compile(r"原著|西游记|小说|第几回|novel|journey to the west", re.I), ("原著", "西游记", "典故", "出处")),
-    (re.compile(r"掉落|奖励|获得|得到|给什么|drop|reward|loot", re.I), ("掉落", "奖励", "获得", "获取")),
-    (
-        re.compile(r"怎么触发|条件|怎么进|如何进入|怎么去|how (?:do i |to )?(?:get|unlock|reach|trigger)", re.I),
+    Intent(
+        "where",
+        _re(r"在哪(?!学|拿|领|获|得)|哪里(?!学|拿|获|得)|哪儿|位置|什么地方|哪一回|哪个地图|where|location"),
+        ("位置", "地点", "场景", "区域", "入口", "所在"),
+        _re(rf"位于|在.{{0,14}}(?:{_PLACE})|地点|区域|第.回|located|found|fought"),
+    ),
+    Intent(
+        "drop",
+        _re(r"掉落|掉什么|爆什么|奖励|给什么|得到什么|获得什么|drop|reward|loot"),
+        ("掉落", "奖励", "获得", "获取"),
+        _re(r"掉落|获得|得到|奖励|可以拿到|drops?|reward"),
+    ),
+    Intent(
+        "novel",
+        _re(r"原著|西游记|小说|第几回|novel|journey to the west"),
+        ("原著", "西游记", "典故", "出处"),
+        _re(r"第.{1,5}回|西游记|原著|《"),
+    ),
+    Intent(
+        "condition",
+        _re(
+            r"怎么触发|触发条件|条件|怎么进|如何进入|怎么去|入口|怎么开启"
+            r"|how (?:do i |to |can i )?(?:reach|trigger|enter|access)"
+        ),
         ("条件", "触发", "入口", "进入", "前往", "解锁"),
+        _re(r"需要|必须|条件|之后|才能|才会|入口|进入|触发|先"),
     ),
-]
+    Intent(
+        "count",
+        _re(r"多少|几(?:个|次|段|种|件|回|级|点|年|位|只)|how (?:many|much|long)"),
+        (),
+        _re(r"\d|[一二三四五六七八九十百千万两]+(?:个|次|段|份|万|名|套|种|件|回|级|点|年|月|日|位|只|套|小时)"),
+    ),
+    Intent(
+        "outcome",
+        _re(r"最后怎么|结局|下场|怎么死|死了|后来|怎么样了|what happen"),
+        ("结局", "结果", "下场", "剧情", "结尾", "故事"),
+        _re(r"最后|最终|结局|死|被.{0,8}(?:抓|杀|收|带|救|封)|后来|下场"),
+    ),
+    Intent(
+        "why",
+        _re(r"为什么|为何|怎么回事|原因|why"),
+        (),
+        _re(r"因为|由于|所以|原因|因此|为了|于是|because"),
+    ),
+)
 
 
 @dataclass(frozen=True)
@@ -101,7 +172,7 @@ class ExtractiveAnswerer:
         if not candidates or max(c.coverage for c in candidates) < self.min_relevance:
             return NOTHING_RELEVANT_EN if english else NOTHING_RELEVANT_ZH
         chosen = self._choose(candidates, english)
-        body = "".join(_cite(c.sentence, c.passage_index + 1) for c in chosen)
+        body = "".join(_cite(self._with_list(c, passages), c.passage_index + 1) for c in chosen)
         if english and not any(_is_english(c.sentence) for c in chosen):
             return "From the knowledge base (in Chinese): " + body
         return body
@@ -113,10 +184,15 @@ class ExtractiveAnswerer:
         the section preference answers them, and an entry need not repeat them.
         """
         form = set()
-        for pattern, _ in _INTENTS:
-            for match in pattern.finditer(question):
-                form.update(self.tokenize(match.group(0)))
-        weights = {t: self.idf(t) for t in dict.fromkeys(self.tokenize(question)) if t not in form}
+        for intent in INTENTS:
+            if intent.asked_by(question):
+                for match in intent.question.finditer(question):
+                    form.update(self.tokenize(match.group(0)))
+        weights = {}
+        for token in dict.fromkeys(self.tokenize(question)):
+            if token not in form:
+                # A lone character (攒, 份 …) is often colloquial filler; it counts half.
+                weights[token] = self.idf(token) * (0.5 if len(token) == 1 and is_cjk(token) else 1.0)
         return {t: w for t, w in weights.items() if w > 0}
 
     def relevance(self, question: str, passage: Passage) -> float:
@@ -136,14 +212,13 @@ class ExtractiveAnswerer:
         total: float,
         english: bool,
     ) -> list[_Candidate]:
-        wanted = [heads for pattern, heads in _INTENTS if pattern.search(question)]
+        wanted = [intent for intent in INTENTS if intent.asked_by(question)]
+        q_grams = _bigrams(question)
         out = []
         for index, passage in enumerate(passages):
             chunk = passage.chunk
             header = set(self.tokenize(f"{chunk.title} {chunk.section}"))
-            section_match = any(
-                any((h in chunk.section) if h else not chunk.section for h in heads) for heads in wanted
-            )
+            section_match = any(_section_matches(chunk.section, intent.sections) for intent in wanted)
             for position, sentence in enumerate(split_sentences(chunk.text)):
                 if len(sentence) < 4:
                     continue
@@ -151,15 +226,26 @@ class ExtractiveAnswerer:
                 in_sentence = sum(w for t, w in weights.items() if t in tokens) / total
                 in_header = sum(w for t, w in weights.items() if t in header and t not in tokens) / total
                 coverage = in_sentence + in_header
-                score = in_sentence + 0.6 * in_header + 0.12 / (1 + index)
+                score = in_sentence + 0.6 * in_header + 0.06 / (1 + index) + 0.3 * _bigram_overlap(q_grams, sentence)
                 if section_match:
-                    score += 0.35
+                    score += 0.3
+                if any(intent.cue.search(sentence) for intent in wanted):
+                    score += 0.25
                 if english and _is_english(sentence):
                     score += 0.3
                 if not chunk.section and position == 0:
-                    score += 0.05  # an entry's opening sentence says what the entity is
+                    score += 0.1  # an entry's opening sentence says what the entity is
                 out.append(_Candidate(sentence, index, position, score, coverage, tokens))
         return out
+
+    @staticmethod
+    def _with_list(candidate: _Candidate, passages: Sequence[Passage], limit: int = 5) -> str:
+        """A sentence that introduces a list ("…如下：") brings the list items that follow it."""
+        if not candidate.sentence.rstrip().endswith(("：", ":")):
+            return candidate.sentence
+        following = split_sentences(passages[candidate.passage_index].text)[candidate.position + 1 :]
+        items = [s.rstrip("。；;") for s in following[:limit]]
+        return candidate.sentence + "；".join(items) + "。" if items else candidate.sentence
 
     def _choose(self, candidates: list[_Candidate], english: bool) -> list[_Candidate]:
         ranked = sorted(candidates, key=lambda c: (-c.score, c.passage_index, c.position))
@@ -178,6 +264,22 @@ class ExtractiveAnswerer:
         # Read in the order the knowledge base tells it: the best passage first, then by position.
         head, rest = chosen[0], sorted(chosen[1:], key=lambda c: (c.passage_index, c.position))
         return [head, *rest]
+
+
+def _bigrams(text: str) -> set[str]:
+    """Chinese character pairs: they catch near-synonyms jieba splits apart (原形 / 原身 …)."""
+    han = "".join(ch if is_cjk(ch) else " " for ch in text)
+    return {w[i : i + 2] for w in han.split() for i in range(len(w) - 1)}
+
+
+def _bigram_overlap(question_grams: set[str], sentence: str) -> float:
+    if not question_grams:
+        return 0.0
+    return len(question_grams & _bigrams(sentence)) / len(question_grams)
+
+
+def _section_matches(section: str, wanted: tuple[str, ...]) -> bool:
+    return any((word in section) if word else not section for word in wanted)
 
 
 def _is_english(sentence: str) -> bool:

@@ -28,7 +28,9 @@ from modules.rag.types import Chunk, Document
 
 log = logging.getLogger(__name__)
 
-INDEX_FORMAT = 1  # bump when the on-disk layout or tokenisation changes
+INDEX_FORMAT = 1  # bump when the on-disk layout changes
+# The code that turns files into tokens: editing it must invalidate every cached index.
+_INDEX_CODE = ("loader.py", "chunker.py", "text.py", "bm25.py")
 
 
 @dataclass(frozen=True)
@@ -41,6 +43,8 @@ def index_key(roots: Sequence[Path], settings: IndexSettings) -> str:
     """Hash of the knowledge files (paths and bytes) and the index settings."""
     h = hashlib.sha256()
     h.update(json.dumps({"format": INDEX_FORMAT, **asdict(settings)}, sort_keys=True).encode())
+    for name in _INDEX_CODE:
+        h.update(hashlib.sha256((Path(__file__).parent / name).read_bytes()).digest())
     for root, path in iter_knowledge_files(roots):
         h.update(path.relative_to(root).as_posix().encode())
         h.update(b"\0")

@@ -28,6 +28,7 @@ _STOPWORD_TEXT = """
 我 你 他 她 它 我们 你们 他们 她们 它们 自己 有 没有 没 不 很 最 更 能 会 可以 要 想 应该 需要 该 得 地 上 下
 中 里 个 位 种 次 些 等 啥 咋 嘞 呗 知道 告诉 说说 讲讲 介绍 一 做 做了 干 干了 干嘛 发生 发生了 讲 讲了 说
 说了 叫 叫做 算 算是 是不是 有没有 时候 啥样 样子 一下子 呃 嗯 哈 打
+那里 这里 是从 从 一共 总共 到底 究竟 呢 最后 所有 全部 应该 需要
 a an the of in on at to for from by with is are was were be been am
 do does did what which who whom whose where when why how that this
 these those it its he she they them his her their i you we me my your
@@ -100,7 +101,7 @@ class Tokenizer:
                 if word not in STOPWORDS:
                     out.append(word)
                 continue
-            for word in self._jieba.cut_for_search(piece, HMM=True):
+            for word in self._jieba.cut_for_search(piece, HMM=False):
                 if word not in STOPWORDS:
                     out.append(word)
         return out
