@@ -1,0 +1,31 @@
+"""The public evaluation sets are well-formed and cover the knowledge base."""
+
+import json
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+EVAL = Path(__file__).parent / "eval"
+CATEGORIES = {"game", "chapter", "area", "boss", "character", "story", "combat", "novel", "culture", "art", "meme"}
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in EVAL.glob("*.jsonl")))
+def test_eval_file_is_well_formed(name):
+    items = [json.loads(line) for line in (EVAL / name).read_text("utf-8").splitlines() if line.strip()]
+    for item in items:
+        assert isinstance(item["q"], str) and item["q"].strip()
+        assert isinstance(item["keys"], list) and item["keys"]
+        assert all(isinstance(k, str) and k.strip() for k in item["keys"])
+    questions = [i["q"] for i in items]
+    assert len(questions) == len(set(questions)), "duplicate questions"
+
+
+def test_public_set_size_and_spread():
+    items = [json.loads(line) for line in (EVAL / "public.jsonl").read_text("utf-8").splitlines() if line.strip()]
+    assert len(items) >= 150
+    counts = Counter(i.get("category") for i in items)
+    assert CATEGORIES <= set(counts), f"missing categories: {CATEGORIES - set(counts)}"
+    english = sum(i["q"].isascii() for i in items)
+    assert english >= 20
+    assert counts["none"] >= 5  # questions the knowledge base must decline
