@@ -6,7 +6,6 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections import defaultdict
-from pathlib import Path
 
 import pytest
 

@@ -1,0 +1,36 @@
+"""The speech-recognition seam."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+from modules.audio_types import AudioClip
+
+
+@dataclass(frozen=True)
+class TranscriptSegment:
+    """A piece of recognised speech, as soon as the recogniser has it."""
+
+    text: str
+    start: float  # seconds from the start of the clip
+    end: float
+
+
+@dataclass(frozen=True)
+class Transcript:
+    """What was heard: ``raw_text`` from the recogniser, ``text`` after game-term correction."""
+
+    text: str
+    raw_text: str
+    language: str | None = None
+
+
+@runtime_checkable
+class SpeechRecognizer(Protocol):
+    """Any ASR backend: yields segments; the full transcript is the segments joined."""
+
+    name: str
+
+    def segments(self, audio: AudioClip) -> Iterator[TranscriptSegment]: ...

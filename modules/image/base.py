@@ -1,0 +1,54 @@
+"""The image-generation seam."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
+
+
+@dataclass(frozen=True)
+class ImageRequest:
+    """Everything needed to draw (and redraw) a picture."""
+
+    prompt: str
+    negative_prompt: str = ""
+    seed: int | None = None
+    steps: int = 25
+    guidance: float = 7.0
+    width: int = 512
+    height: int = 512
+
+    def __post_init__(self) -> None:
+        if not self.prompt.strip():
+            raise ValueError("an image request needs a prompt")
+        if self.steps < 1:
+            raise ValueError(f"steps must be >= 1, got {self.steps}")
+        if self.width % 8 or self.height % 8 or min(self.width, self.height) < 64:
+            raise ValueError(f"width and height must be multiples of 8 and >= 64, got {self.width}x{self.height}")
+
+
+@dataclass(frozen=True)
+class ImageProgress:
+    step: int
+    total: int
+
+
+@dataclass(frozen=True)
+class GeneratedImage:
+    """A finished picture and the settings that reproduce it."""
+
+    image: Any  # PIL.Image.Image
+    request: ImageRequest
+    seed: int
+    model: str
+    lora: str | None = None
+
+
+@runtime_checkable
+class ImageGenerator(Protocol):
+    """Any drawing backend: progress per step, then the picture; stopping iteration cancels."""
+
+    name: str
+
+    def generate(self, request: ImageRequest) -> Iterator[ImageProgress | GeneratedImage]: ...

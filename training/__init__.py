@@ -1,0 +1,1 @@
+"""The maintainers' stack: training data, xtuner fine-tuning, merge and quantisation (see README)."""
