@@ -180,7 +180,12 @@ class Assistant:
             index = self.retriever.index
             llm = self.settings.llm
             self._answerer = ExtractiveAnswerer(
-                index.tokenizer.tokens, index.bm25.idf, llm.max_answer_sentences, llm.min_relevance
+                index.tokenizer.tokens,
+                index.bm25.idf,
+                llm.max_answer_sentences,
+                llm.min_relevance,
+                find_entities=index.entities.find,
+                expand=index.entities.expand,
             )
         return self._answerer
 

@@ -174,11 +174,13 @@ def _eval(settings: Settings, path: Path, as_json: bool, show_misses: int) -> in
             }
         )
     latencies = [r["latency_ms"] for r in results]
+    # Questions marked "category": "none" must be declined; retrieval has nothing to find for them.
+    answerable = [r for r, item in zip(results, items, strict=True) if item.get("category") != "none"]
     n = len(results)
     summary = {
         "n": n,
         "accuracy": round(sum(r["correct"] for r in results) / n, 4) if n else 0.0,
-        "retrieval_hit": round(sum(r["retrieval_hit"] for r in results) / n, 4) if n else 0.0,
+        "retrieval_hit": round(sum(r["retrieval_hit"] for r in answerable) / len(answerable), 4) if answerable else 0.0,
         "p50_ms": round(percentile(latencies, 50), 2),
         "p95_ms": round(percentile(latencies, 95), 2),
         "backend": assistant.answerer.name,

@@ -70,8 +70,8 @@ class RagSettings(_Section):
 
 class LlmSettings(_Section):
     backend: Literal["extractive"] = "extractive"
-    max_answer_sentences: int = Field(3, ge=1, le=10)
-    min_relevance: float = Field(0.34, ge=0.0, le=1.0)
+    max_answer_sentences: int = Field(4, ge=1, le=10)
+    min_relevance: float = Field(0.5, ge=0.0, le=1.0)
 
 
 class Settings(_Section):

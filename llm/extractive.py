@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 from llm.base import ChatTurn
+from modules.rag.glossary import GLOSSARY
 from modules.rag.text import is_cjk, mostly_english, split_sentences
 from modules.rag.types import Passage
 
@@ -126,6 +127,17 @@ INTENTS: tuple[Intent, ...] = (
 )
 
 
+# Sentence score = share of the question's weighted terms the sentence covers (a term in the
+# entry's title or the section heading counts as covered) + these bonuses. Tuned on the public
+# and players' evaluation sets; see README "Evaluation".
+BONUS_RANK = 0.03  # / (1 + passage rank): retrieval's own order breaks near-ties
+BONUS_BIGRAM = 0.15  # x share of the question's character pairs the sentence shares
+BONUS_SECTION = 0.3  # the sentence sits in the section the question asks about (打法, 位置 …)
+BONUS_CUE = 0.15  # the sentence uses the words such an answer uses (位于, 击败…后, 第N回 …)
+BONUS_LEAD = 0.1  # the entry's opening sentence says what the entity is
+BONUS_ENGLISH = 0.3  # an English sentence (an entry's summary_en) for an English question
+
+
 @dataclass(frozen=True)
 class _Candidate:
     sentence: str
@@ -145,11 +157,15 @@ class ExtractiveAnswerer:
         self,
         tokenize: Callable[[str], list[str]],
         idf: Callable[[str], float],
-        max_sentences: int = 3,
-        min_relevance: float = 0.34,
+        max_sentences: int = 4,
+        min_relevance: float = 0.5,
         piece_chars: int = 6,
+        find_entities: Callable[[str], list[str]] | None = None,
+        expand: Callable[[str], str] | None = None,
     ) -> None:
         self.tokenize = tokenize
+        self.find_entities = find_entities
+        self.expand = expand  # adds entity titles / Chinese terms, so English questions can match
         self.idf = idf
         self.max_sentences = max_sentences
         self.min_relevance = min_relevance
@@ -164,12 +180,20 @@ class ExtractiveAnswerer:
 
     def compose(self, question: str, passages: Sequence[Passage]) -> str:
         english = mostly_english(question)
-        weights = self._weights(question)
+        # English words the expansion translated count through their Chinese terms only.
+        translated = {t for t in self.tokenize(question) if t in GLOSSARY} if english and self.expand else set()
+        question = self.expand(question) if self.expand else question
+        weights = {t: w for t, w in self._weights(question).items() if t not in translated}
         total = sum(weights.values())
         if not passages or total == 0:
             return NOTHING_RELEVANT_EN if english else NOTHING_RELEVANT_ZH
         candidates = self._candidates(question, passages, weights, total, english)
-        if not candidates or max(c.coverage for c in candidates) < self.min_relevance:
+        if not candidates:
+            return NOTHING_RELEVANT_EN if english else NOTHING_RELEVANT_ZH
+        # A question that names an entry we retrieved is about the game even when its wording is
+        # far from the entry's ("蝎大王他老婆是怎么死的"); only other questions must cover enough.
+        named = set(self.find_entities(question)) if self.find_entities else set()
+        if not named & {p.title for p in passages} and max(c.coverage for c in candidates) < self.min_relevance:
             return NOTHING_RELEVANT_EN if english else NOTHING_RELEVANT_ZH
         chosen = self._choose(candidates, english)
         body = "".join(_cite(self._with_list(c, passages), c.passage_index + 1) for c in chosen)
@@ -226,15 +250,15 @@ class ExtractiveAnswerer:
                 in_sentence = sum(w for t, w in weights.items() if t in tokens) / total
                 in_header = sum(w for t, w in weights.items() if t in header and t not in tokens) / total
                 coverage = in_sentence + in_header
-                score = in_sentence + 0.6 * in_header + 0.06 / (1 + index) + 0.3 * _bigram_overlap(q_grams, sentence)
+                score = coverage + BONUS_RANK / (1 + index) + BONUS_BIGRAM * _bigram_overlap(q_grams, sentence)
                 if section_match:
-                    score += 0.3
+                    score += BONUS_SECTION
                 if any(intent.cue.search(sentence) for intent in wanted):
-                    score += 0.25
+                    score += BONUS_CUE
                 if english and _is_english(sentence):
-                    score += 0.3
+                    score += BONUS_ENGLISH
                 if not chunk.section and position == 0:
-                    score += 0.1  # an entry's opening sentence says what the entity is
+                    score += BONUS_LEAD  # an entry's opening sentence says what the entity is
                 out.append(_Candidate(sentence, index, position, score, coverage, tokens))
         return out
 
@@ -254,7 +278,7 @@ class ExtractiveAnswerer:
         for cand in ranked[1:]:
             if len(chosen) >= self.max_sentences:
                 break
-            if cand.score < 0.6 * best.score or cand.coverage < self.min_relevance:
+            if cand.score < 0.5 * best.score:
                 break
             if any(_similar(cand.tokens, c.tokens) or cand.sentence == c.sentence for c in chosen):
                 continue

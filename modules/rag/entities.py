@@ -5,7 +5,8 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-from modules.rag.text import normalize
+from modules.rag.glossary import chinese_terms
+from modules.rag.text import STOPWORDS, mostly_english, normalize
 from modules.rag.types import Document
 
 _CN_DIGITS = "零一二三四五六七八九十"
@@ -31,6 +32,14 @@ def canonical_chapters(text: str) -> str:
     return _EN_PROLOGUE.sub("序章", text)
 
 
+_ASCII_PUNCT = re.compile(r"[-_'’:.,!?()\"/]+")
+
+
+def match_form(text: str) -> str:
+    """Normalised text in which English names compare loosely: "Hundred-Eyed" = "hundred eyed"."""
+    return re.sub(r" {2,}", " ", _ASCII_PUNCT.sub(" ", normalize(text))).strip()
+
+
 class EntityMatcher:
     """Finds knowledge-base entities (by title or any alias) mentioned in a text."""
 
@@ -38,7 +47,10 @@ class EntityMatcher:
         self.name_to_title: dict[str, str] = {}
         for doc in documents:
             for name in doc.names:
-                key = normalize(name)
+                key = match_form(name) if name.isascii() else normalize(name)
+                # An English alias that is an everyday word ("Will", the currency) names nothing.
+                if key in STOPWORDS:
+                    continue
                 if len(key) >= 2 and key not in self.name_to_title:
                     self.name_to_title[key] = doc.title
         names = sorted(self.name_to_title, key=len, reverse=True)
@@ -50,14 +62,18 @@ class EntityMatcher:
         if self._pattern is None:
             return []
         found: list[str] = []
-        for match in self._pattern.finditer(canonical_chapters(normalize(text))):
+        for match in self._pattern.finditer(canonical_chapters(match_form(text))):
             title = self.name_to_title[match.group(0)]
             if title not in found:
                 found.append(title)
         return found
 
     def expand(self, text: str) -> str:
-        """The text with chapter mentions made canonical and matched entities' titles appended."""
+        """The text with chapter mentions made canonical, and the titles of the entities it names
+        (and, for English words, the Chinese terms the knowledge base uses) appended."""
         text = canonical_chapters(text)
-        titles = [t for t in self.find(text) if normalize(t) not in normalize(text)]
-        return f"{text} {' '.join(titles)}" if titles else text
+        present = normalize(text)
+        extra = [w for t in self.find(text) for w in normalize(t).split() if w not in present]
+        if mostly_english(text):
+            extra += [w for w in chinese_terms(text) if w not in present]
+        return f"{text} {' '.join(dict.fromkeys(extra))}" if extra else text

@@ -41,6 +41,7 @@ class HybridRetriever:
         dense: DenseIndex | None = None,
         reranker: CrossEncoderReranker | None = None,
         rerank_top_n: int = 20,
+        entity_chunks: int = 3,
     ) -> None:
         self.index = index
         self.candidates = candidates
@@ -48,6 +49,7 @@ class HybridRetriever:
         self.dense = dense
         self.reranker = reranker
         self.rerank_top_n = rerank_top_n
+        self.entity_chunks = entity_chunks
 
     def analyze(self, query: str) -> QueryAnalysis:
         entities = self.index.entities.find(query)
@@ -62,13 +64,15 @@ class HybridRetriever:
         order = np.argsort(-scores, kind="stable")[: self.candidates]
         rankings: list[list[int]] = [[int(i) for i in order if scores[i] > 0]]
 
+        # Entries the question names get a boost, but only their best-matching chunks: the rest of
+        # a long entry must not crowd out a better passage elsewhere.
         entity_docs = [d.doc_id for d in self.index.documents if d.title in analysis.entities]
         if entity_docs:
             ranked_entities: list[int] = []
             for doc_id in entity_docs:
                 ids = [c.chunk_id for c in self.index.chunks_by_doc.get(doc_id, [])]
-                ranked_entities.extend(sorted(ids, key=lambda i: -scores[i]))
-            rankings.append(ranked_entities[: self.candidates])
+                ranked_entities.extend(sorted(ids, key=lambda i: -scores[i])[: self.entity_chunks])
+            rankings.append(sorted(ranked_entities, key=lambda i: -scores[i]))
 
         if self.dense is not None:
             rankings.append([cid for cid, _ in self.dense.query(query, self.candidates)])

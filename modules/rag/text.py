@@ -10,10 +10,16 @@ from collections.abc import Iterable
 
 log = logging.getLogger(__name__)
 
-# Sentence ends: Chinese full stops always; ASCII .!? only before whitespace or the end, so that
-# 2024.08.20, 3.5 and v1.2 stay whole.
+# Sentence ends. Chinese marks always end a sentence (closing quotes stay with it). ASCII .!? end
+# one only before whitespace and a capital letter or a Chinese character, and never after a
+# one-letter word or a title like Dr. — so 2024.08.20, 3.5, "c. 1500" and "Dr. Feng" stay whole.
 _SENTENCE_END = re.compile(
-    r"(?<=[。！？；!?…][”’」』）)\"])|(?<=[。！？；!?…])(?![。！？；!?…”’」』）)\"])|(?<=[.])(?=\s)|\n+"
+    r"(?<=[。！？；…][”’」』）)\"])"
+    r"|(?<=[。！？；…])(?![。！？；!?…”’」』）)\"])"
+    r"|(?<=[!?])(?=[\u3400-\u9fff])"
+    r"|(?<=[.!?])(?<!\b[A-Za-z]\.)(?<!Dr\.)(?<!Mr\.)(?<!Ms\.)(?<!St\.)(?<!vs\.)(?<!Mrs\.)(?<!etc\.)"
+    r"(?=\s+[\"“‘']?[A-Z\u3400-\u9fff])"
+    r"|\n+"
 )
 _MD_INLINE = re.compile(r"(\*\*|__|`|~~)")
 _MD_LINK = re.compile(r"\[([^\]]+)\]\([^)]*\)")
@@ -65,10 +71,10 @@ def is_cjk(ch: str) -> bool:
 
 
 def mostly_english(text: str) -> bool:
-    """True when the text has Latin letters and (almost) no Chinese characters."""
+    """True when Latin letters clearly outnumber Chinese characters (names in brackets allowed)."""
     letters = sum(ch.isascii() and ch.isalpha() for ch in text)
     han = sum(is_cjk(ch) for ch in text)
-    return letters > 0 and han <= 1
+    return letters > 0 and letters >= 4 * han
 
 
 class Tokenizer:

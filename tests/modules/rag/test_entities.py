@@ -45,5 +45,15 @@ def test_english_names_need_word_boundaries():
 
 def test_expand_appends_titles():
     m = matcher()
-    assert m.expand("Where is the Black Bear Guai?") == "Where is the Black Bear Guai? 黑熊精"
+    assert m.expand("Where is the Black Bear Guai?") == "Where is the Black Bear Guai? 黑熊精 位置 位于"
     assert m.expand("黑熊精在哪") == "黑熊精在哪"
+
+
+def test_english_names_compare_loosely():
+    m = EntityMatcher([Document("a", "百眼魔君", "", "a", aliases=("Hundred-Eyed Daoist Master",))])
+    assert m.find("the hundred eyed daoist master's light") == ["百眼魔君"]
+
+
+def test_everyday_english_aliases_are_ignored():
+    m = EntityMatcher([Document("a", "灵蕴", "", "a", aliases=("Will",))])
+    assert m.find("will it rain tomorrow") == []

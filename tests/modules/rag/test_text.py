@@ -18,6 +18,15 @@ def test_split_sentences_keeps_dates_and_decimals():
     assert split_sentences(text) == ["游戏于2024.08.20发售，版本3.5更新。", "It sold 10 million copies.", "Next one"]
 
 
+def test_split_sentences_english_abbreviations_and_quotes():
+    assert split_sentences("Wu Cheng'en (c. 1500) wrote it. Dr. Feng agrees! \"I'm here to help you!\" he says.") == [
+        "Wu Cheng'en (c. 1500) wrote it.",
+        "Dr. Feng agrees!",
+        '"I\'m here to help you!" he says.',
+    ]
+    assert split_sentences("小心!快跑。") == ["小心!", "快跑。"]
+
+
 def test_split_sentences_closing_quotes_stay_with_the_sentence():
     assert split_sentences("他说：“走吧。”然后离开。") == ["他说：“走吧。”", "然后离开。"]
 
