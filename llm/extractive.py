@@ -130,6 +130,8 @@ INTENTS: tuple[Intent, ...] = (
 # Sentence score = share of the question's weighted terms the sentence covers (a term in the
 # entry's title or the section heading counts as covered) + these bonuses. Tuned on the public
 # and players' evaluation sets; see README "Evaluation".
+ENTITY_RELEVANCE = 0.4  # share of min_relevance needed when the question names a retrieved entry
+SIMILAR = 0.5  # token Jaccard above which a sentence repeats one already chosen
 BONUS_RANK = 0.03  # / (1 + passage rank): retrieval's own order breaks near-ties
 BONUS_BIGRAM = 0.15  # x share of the question's character pairs the sentence shares
 BONUS_SECTION = 0.3  # the sentence sits in the section the question asks about (打法, 位置 …)
@@ -193,7 +195,8 @@ class ExtractiveAnswerer:
         # A question that names an entry we retrieved is about the game even when its wording is
         # far from the entry's ("蝎大王他老婆是怎么死的"); only other questions must cover enough.
         named = set(self.find_entities(question)) if self.find_entities else set()
-        if not named & {p.title for p in passages} and max(c.coverage for c in candidates) < self.min_relevance:
+        needed = self.min_relevance * (ENTITY_RELEVANCE if named & {p.title for p in passages} else 1.0)
+        if max(c.coverage for c in candidates) < needed:
             return NOTHING_RELEVANT_EN if english else NOTHING_RELEVANT_ZH
         chosen = self._choose(candidates, english)
         body = "".join(_cite(self._with_list(c, passages), c.passage_index + 1) for c in chosen)
@@ -313,7 +316,7 @@ def _is_english(sentence: str) -> bool:
 def _similar(a: frozenset[str], b: frozenset[str]) -> bool:
     if not a or not b:
         return False
-    return len(a & b) / len(a | b) > 0.7
+    return len(a & b) / len(a | b) > SIMILAR
 
 
 def _cite(sentence: str, n: int) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-from modules.rag.glossary import chinese_terms
+from modules.rag.glossary import chinese_terms, kb_terms
 from modules.rag.text import STOPWORDS, mostly_english, normalize
 from modules.rag.types import Document
 
@@ -74,6 +74,5 @@ class EntityMatcher:
         text = canonical_chapters(text)
         present = normalize(text)
         extra = [w for t in self.find(text) for w in normalize(t).split() if w not in present]
-        if mostly_english(text):
-            extra += [w for w in chinese_terms(text) if w not in present]
+        extra += [w for w in (chinese_terms(text) if mostly_english(text) else kb_terms(text)) if w not in present]
         return f"{text} {' '.join(dict.fromkeys(extra))}" if extra else text

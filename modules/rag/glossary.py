@@ -39,10 +39,43 @@ GLOSSARY: dict[str, str] = {
     "relic": "根器 六根", "relics": "根器 六根", "roots": "六根", "sense": "六根", "senses": "六根",
 }  # fmt: skip
 
+# Players' words -> the knowledge base's words (Chinese). Appended to a question, never replacing it.
+COLLOQUIAL: dict[str, str] = {
+    "boss": "头目 妖王", "老婆": "妻子", "媳妇": "妻子", "老公": "丈夫", "爸爸": "父亲", "老爸": "父亲",
+    "爹": "父亲", "妈妈": "母亲", "老妈": "母亲", "娘": "母亲", "儿子": "儿子 之子", "闺女": "女儿",
+    "师傅": "师父", "蓝": "法力", "回蓝": "法力 恢复", "回血": "恢复 葫芦", "血量": "生命", "掉啥": "掉落",
+    "爆什么": "掉落", "爆啥": "掉落", "技能": "法术 技能", "大招": "法术", "图鉴": "影神图", "宝贝": "法宝",
+    "武器": "武器 兵器", "棍子": "棍", "衣服": "披挂", "装备": "披挂 装备", "套装": "套装 披挂",
+    "复活": "土地庙", "存档": "土地庙", "存档点": "土地庙", "篝火": "土地庙", "关卡": "回", "章节": "回",
+    "第一章": "第一回", "第二章": "第二回", "第三章": "第三回", "第四章": "第四回", "第五章": "第五回",
+    "第六章": "第六回", "真结局": "隐藏结局", "好结局": "隐藏结局", "结局": "结局", "卡关": "难 打法",
+    "打不过": "打法", "难打": "打法", "咋打": "打法", "怎么打": "打法", "怎么过": "打法", "逃课": "打法 技巧",
+    "哪学": "获得 学会", "哪拿": "获得", "哪弄": "获得", "哪里拿": "获得", "原型": "原型 取材 取景",
+    "原形": "原形 原身 真身", "本体": "原身 真身", "来头": "来历 身份", "啥来头": "来历 身份",
+    "多少钱": "价格", "卖了": "销量", "卖了多少": "销量", "配音": "配音 声优", "bgm": "配乐 音乐",
+    "歌": "歌曲 配乐", "主题曲": "歌曲 配乐", "取景": "取景 扫描", "现实": "取景 真实", "彩蛋": "彩蛋",
+    "梗": "梗", "小说": "西游记 原著", "电视剧": "86版西游记", "猴哥": "孙悟空", "大圣": "孙悟空 大圣",
+    "猴子": "天命人 猴", "八戒": "猪八戒", "沙师弟": "沙僧", "唐长老": "唐僧", "二郎": "二郎显圣真君",
+    "杨戬": "二郎显圣真君", "观音": "观音菩萨", "弥勒": "弥勒佛", "老君": "太上老君", "如来": "如来佛祖",
+}  # fmt: skip
+
 _PATTERN = re.compile(
     "|".join(rf"(?<![\w+]){re.escape(k)}(?![\w+])" for k in sorted(GLOSSARY, key=len, reverse=True)),
     re.IGNORECASE,
 )
+
+
+_COLLOQUIAL_PATTERN = re.compile("|".join(re.escape(k) for k in sorted(COLLOQUIAL, key=len, reverse=True)), re.I)
+
+
+def kb_terms(text: str) -> list[str]:
+    """The knowledge base's words for the players' words in a (Chinese) question, each once."""
+    out: list[str] = []
+    for match in _COLLOQUIAL_PATTERN.finditer(text):
+        for term in COLLOQUIAL[match.group(0).lower()].split():
+            if term not in out:
+                out.append(term)
+    return out
 
 
 def chinese_terms(text: str) -> list[str]:
