@@ -12,13 +12,15 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterator, Sequence
+from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from app.config import REPO_ROOT, Settings
-from app.followup import resolve_followup
-from llm.base import Answerer, ChatTurn
+from app.followup import leans_on_context, resolve_followup
+from llm.base import Answerer, ChatModelError, ChatTurn
 from llm.extractive import ExtractiveAnswerer
+from llm.grounded import GroundedAnswerer
 from modules.model_files import ModelLocation, ModelNotFoundError, locate_model
 from modules.rag.dense import DenseIndex
 from modules.rag.index import IndexSettings, KnowledgeIndex
@@ -120,13 +122,15 @@ def _embedding_fix(key: str, spec: str) -> str:
 class Assistant:
     """Answers questions about the game from the knowledge base; one per process."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, answerer: Answerer | None = None) -> None:
+        """``answerer`` overrides llm.backend (for embedding the assistant, and for tests)."""
         self.settings = settings
         self.components: list[ComponentStatus] = []
         self._embedding = self._locate("rag.embedding.model", settings.rag.embedding.model)
         self._reranker_loc = self._locate("rag.reranker.model", settings.rag.reranker.model)
         self._retriever: HybridRetriever | None = None
-        self._answerer: Answerer | None = None
+        self._answerer: Answerer | None = answerer
+        self._extractive: ExtractiveAnswerer | None = None
 
     # -- setup -------------------------------------------------------------------------------
 
@@ -175,11 +179,12 @@ class Assistant:
         return self._retriever
 
     @property
-    def answerer(self) -> Answerer:
-        if self._answerer is None:
+    def extractive(self) -> ExtractiveAnswerer:
+        """The model-free answerer: the default, and the fallback when a chat model fails."""
+        if self._extractive is None:
             index = self.retriever.index
             llm = self.settings.llm
-            self._answerer = ExtractiveAnswerer(
+            self._extractive = ExtractiveAnswerer(
                 index.tokenizer.tokens,
                 index.bm25.idf,
                 llm.max_answer_sentences,
@@ -187,7 +192,40 @@ class Assistant:
                 find_entities=index.entities.find,
                 expand=index.entities.expand,
             )
+        return self._extractive
+
+    @property
+    def answerer(self) -> Answerer:
+        if self._answerer is None:
+            llm = self.settings.llm
+            if llm.backend == "extractive":
+                self._answerer = self.extractive
+            else:
+                from llm.backends import create_chat_model
+
+                model = create_chat_model(llm, REPO_ROOT, self.settings.data_dir / "logs")
+                self._answerer = GroundedAnswerer(
+                    model,
+                    llm.system_prompt,
+                    max_tokens=llm.max_tokens,
+                    temperature=llm.temperature,
+                    context_tokens=llm.context_tokens,
+                    history_tokens=llm.history_tokens,
+                )
         return self._answerer
+
+    def standalone_question(self, question: str, history: Sequence[ChatTurn]) -> str:
+        """A follow-up made stand-alone: by the chat model when there is one, else by rule."""
+        find = self.retriever.index.entities.find
+        answerer = self.answerer
+        if (
+            history
+            and isinstance(answerer, GroundedAnswerer)
+            and self.settings.llm.rewrite_followups
+            and leans_on_context(question, find)
+        ):
+            return answerer.rewrite(question, history)
+        return resolve_followup(question, history, find)
 
     def status(self) -> list[ComponentStatus]:
         """Every backend and model: found or missing, and what fixes a missing one."""
@@ -210,6 +248,29 @@ class Assistant:
             )
         )
         return out
+
+    def _llm_status(self) -> ComponentStatus:
+        llm = self.settings.llm
+        name = f"answerer (llm.backend={llm.backend})"
+        if llm.backend == "extractive":
+            return ComponentStatus(name, True, "grounded extractive answers, no model")
+        if llm.backend == "openai":
+            return ComponentStatus(
+                name, True, f"OpenAI-compatible server at {llm.openai.base_url} (checked on first use)"
+            )
+        if llm.backend == "lmdeploy" and llm.lmdeploy.url:
+            return ComponentStatus(name, True, f"LMDeploy api_server at {llm.lmdeploy.url} (checked on first use)")
+        key, spec = {
+            "lmdeploy": ("llm.lmdeploy.model", llm.lmdeploy.model),
+            "transformers": ("llm.transformers.model", llm.transformers.model),
+            "llamacpp": ("llm.llamacpp.model", llm.llamacpp.model),
+        }[llm.backend]
+        loc = locate_model(spec, REPO_ROOT) if spec.strip() else None
+        if loc is None or loc.path is None:
+            from llm.backends import DOWNLOAD_HINT
+
+            return ComponentStatus(name, False, f"{key} = {spec!r} not found", DOWNLOAD_HINT[llm.backend])
+        return ComponentStatus(name, True, f"{spec} at {loc.path}")
 
     def status_line(self) -> str:
         retriever = self.retriever
@@ -245,15 +306,33 @@ class Assistant:
             yield Notice(notice)
             question = question[:limit]
 
-        standalone = resolve_followup(question, history, self.retriever.index.entities.find)
+        standalone = self.standalone_question(question, history)
         passages = self.retriever.retrieve(standalone, self.settings.rag.top_k)
         sources = [_source(i, p) for i, p in enumerate(passages, 1)]
         yield SourcesFound(sources)
-        pieces = []
-        for piece in self.answerer.stream(standalone, passages, history):
-            pieces.append(piece)
-            yield TextDelta(piece)
-        yield Answer(question, standalone, "".join(pieces).strip(), sources, self.answerer.name, notices, _ms(started))
+        pieces: list[str] = []
+        backend = self.answerer.name
+        try:
+            # closing(): when the player stops (this generator is closed), the backend stops too.
+            with closing(iter(self.answerer.stream(standalone, passages, history))) as stream:
+                for piece in stream:
+                    pieces.append(piece)
+                    yield TextDelta(piece)
+        except ChatModelError as exc:
+            # The model failed (a dead server, a timeout): keep what was written, say what went
+            # wrong, and answer from the knowledge base so the player is not left empty-handed.
+            log.warning("chat backend %s failed: %s", backend, exc)
+            notice = f"模型服务出错（{exc}），下面改用知识库原文回答。"
+            notices.append(notice)
+            yield Notice(notice)
+            lead = "\n\n" if pieces else ""
+            pieces.append(lead)
+            yield TextDelta(lead)
+            for piece in self.extractive.stream(standalone, passages, history):
+                pieces.append(piece)
+                yield TextDelta(piece)
+            backend = f"{backend}+{self.extractive.name}"
+        yield Answer(question, standalone, "".join(pieces).strip(), sources, backend, notices, _ms(started))
 
     def ask(self, question: str, history: Sequence[ChatTurn] = ()) -> Answer:
         """The turn's events collected into its Answer."""

@@ -18,16 +18,21 @@ _LEAD = re.compile(r"^(那么|那|还有|然后|另外|再问一下|and then|and
 _SHORT = 6
 
 
+def leans_on_context(question: str, find_entities: Callable[[str], list[str]]) -> bool:
+    """True when a question names no entity and leans on the conversation to make sense."""
+    if find_entities(question):
+        return False
+    leans = bool(_PRONOUN_ZH.search(question) or _PRONOUN_EN.search(question) or _LEAD.match(question))
+    return leans or len(question.strip()) <= _SHORT
+
+
 def resolve_followup(
     question: str,
     history: Sequence[ChatTurn],
     find_entities: Callable[[str], list[str]],
 ) -> str:
     """The question made stand-alone, or unchanged when it already is (or there is no context)."""
-    if not history or find_entities(question):
-        return question
-    leans = bool(_PRONOUN_ZH.search(question) or _PRONOUN_EN.search(question) or _LEAD.match(question))
-    if not leans and len(question.strip()) > _SHORT:
+    if not history or not leans_on_context(question, find_entities):
         return question
     entity = _last_entity(history, find_entities)
     if entity is None:

@@ -77,3 +77,43 @@ def test_user_documents_join_the_knowledge(settings):
     (settings.user_kb_dir / "mine.md").write_text("---\ntitle: 我的笔记\n---\n我的存档在第三回卡关了。", "utf-8")
     answer = Assistant(settings).ask("我的存档在哪一回卡关")
     assert answer.sources[0].title == "我的笔记"
+
+
+def test_a_failing_model_keeps_its_text_and_falls_back_to_the_knowledge_base(settings):
+    from llm.grounded import GroundedAnswerer
+    from tests.llm.scripted import ScriptedModel
+
+    model = ScriptedModel(["黄眉", "是", "假佛"], fail_after=2)
+    assistant = Assistant(settings, GroundedAnswerer(model, "S"))
+    events = list(assistant.ask_stream("黄眉原本是谁的童子？"))
+    notices = [e for e in events if isinstance(e, Notice)]
+    assert len(notices) == 1 and "模型服务出错" in notices[0].text and "stopped mid-answer" in notices[0].text
+    final = events[-1]
+    assert final.answer.startswith("黄眉是")  # what the model wrote is kept
+    assert "弥勒" in final.answer  # and the knowledge base answers the rest
+    assert final.backend == "scripted+extractive"
+
+
+def test_stopping_a_turn_stops_the_model(settings):
+    from llm.grounded import GroundedAnswerer
+    from tests.llm.scripted import ScriptedModel
+
+    model = ScriptedModel(["一", "二", "三", "四"])
+    stream = Assistant(settings, GroundedAnswerer(model, "S")).ask_stream("黄眉是谁？")
+    for event in stream:
+        if isinstance(event, TextDelta):
+            break
+    stream.close()
+    assert model.closed
+
+
+def test_a_model_rewrites_follow_ups(settings):
+    from llm.grounded import GroundedAnswerer
+    from tests.llm.scripted import ScriptedModel
+
+    model = ScriptedModel(["红孩儿的父亲是谁？"])
+    assistant = Assistant(settings, GroundedAnswerer(model, "S"))
+    history = [ChatTurn("user", "红孩儿是谁？"), ChatTurn("assistant", "第五回的头目。")]
+    answer = assistant.ask("那他的父亲呢？", history)
+    assert answer.standalone_question == "红孩儿的父亲是谁？"
+    assert answer.sources[0].title == "红孩儿"

@@ -54,6 +54,7 @@ def test_empty_set_value_disables_a_model():
         (["rag.top_k=0"], "config key 'rag.top_k'"),
         (["app.port=70000"], "config key 'app.port'"),
         (["llm.backend=gpt9"], "config key 'llm.backend'"),
+        (["llm.lmdeploy.model_format=gguf"], "config key 'llm.lmdeploy.model_format'"),
     ],
 )
 def test_bad_keys_and_values_name_the_key(sets, needle):

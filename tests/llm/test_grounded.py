@@ -1,0 +1,51 @@
+import pytest
+
+from llm.base import Answerer
+from llm.extractive import NOTHING_RELEVANT_EN, NOTHING_RELEVANT_ZH
+from llm.grounded import GroundedAnswerer
+from tests.llm.scripted import ScriptedModel
+from tests.llm.test_prompt import PASSAGES
+
+
+def test_streams_what_the_model_writes_from_the_passages():
+    model = ScriptedModel(["红孩儿的父亲", "是牛魔王[2]。"])
+    answerer = GroundedAnswerer(model, "SYSTEM", max_tokens=64)
+    assert isinstance(answerer, Answerer)
+    assert list(answerer.stream("红孩儿的父亲是谁？", PASSAGES)) == ["红孩儿的父亲", "是牛魔王[2]。"]
+    sent = model.calls[0]
+    assert sent[0].content == "SYSTEM" and "[2] 红孩儿" in sent[-1].content
+
+
+def test_no_passages_means_no_model_call():
+    model = ScriptedModel(["should not be used"])
+    answerer = GroundedAnswerer(model, "S")
+    assert "".join(answerer.stream("今天天气", [])) == NOTHING_RELEVANT_ZH
+    assert "".join(answerer.stream("What is the weather?", [])) == NOTHING_RELEVANT_EN
+    assert model.calls == []
+
+
+def test_closing_the_stream_closes_the_model():
+    model = ScriptedModel(["a", "b", "c"])
+    stream = GroundedAnswerer(model, "S").stream("q", PASSAGES)
+    assert next(stream) == "a"
+    stream.close()
+    assert model.closed
+
+
+@pytest.mark.parametrize(
+    ("reply", "expected"),
+    [
+        (["独立问题：红孩儿的父亲是谁？"], "红孩儿的父亲是谁？"),
+        (["“红孩儿的父亲是谁？”\n解释……"], "红孩儿的父亲是谁？"),
+        ([""], "那他的父亲呢？"),
+        (["很长" * 200], "那他的父亲呢？"),
+    ],
+)
+def test_rewrite_cleans_or_falls_back(reply, expected):
+    answerer = GroundedAnswerer(ScriptedModel(reply), "S")
+    assert answerer.rewrite("那他的父亲呢？", []) == expected
+
+
+def test_rewrite_survives_a_failing_model():
+    answerer = GroundedAnswerer(ScriptedModel(["x"], fail_after=0), "S")
+    assert answerer.rewrite("那他的父亲呢？", []) == "那他的父亲呢？"
