@@ -154,7 +154,11 @@ class Assistant:
     def warm_up(self) -> None:
         """Load or build the index and the answerer now instead of on the first question."""
         self.retriever  # noqa: B018 - the property builds everything
-        self.answerer  # noqa: B018
+        answerer = self.answerer
+        # A managed model server (LMDeploy) loads its model now, not on the first question.
+        start = getattr(getattr(answerer, "model", None), "start", None)
+        if callable(start):
+            start()
 
     @property
     def retriever(self) -> HybridRetriever:
