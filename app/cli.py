@@ -51,6 +51,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("doctor", help="list every backend and model: found or missing, and how to fix it")
 
+    dl = sub.add_parser("download", help="download the models of a preset (gpu, cpu) into models/")
+    dl.add_argument("preset", nargs="?", help="the preset to download; --list shows them")
+    dl.add_argument("--source", choices=["modelscope", "huggingface"], default="modelscope", help="the hub to use")
+    dl.add_argument("--models-dir", type=Path, help="where models go (default models/, where the app looks)")
+    dl.add_argument("--list", action="store_true", help="list the presets and their models")
+
     kb = sub.add_parser("kb", help="knowledge-base tools")
     kb_sub = kb.add_subparsers(dest="kb_command", required=True)
     kb_sub.add_parser("stats", help="entries and characters per category")
@@ -80,6 +86,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _doctor(settings)
         if command == "kb":
             return _kb_stats(settings)
+        if command == "download":
+            return _download(args)
     except (ConfigError, ModelNotFoundError) as exc:
         print(f"wulewule: error: {exc}", file=sys.stderr)
         return 2
@@ -222,6 +230,29 @@ def _doctor(settings: Settings) -> int:
             print(f"          fix: {item.fix}")
     roots = assistant.knowledge_roots
     print(f"[found  ] knowledge: {', '.join(str(r) for r in roots)}")
+    return 0
+
+
+def _download(args: argparse.Namespace) -> int:
+    from app.config import REPO_ROOT
+    from app.download import PRESETS, DownloadError, download, list_text, usage_text
+
+    if args.list:
+        print(list_text())
+        return 0
+    if args.preset not in PRESETS:
+        print(f"wulewule: error: choose a preset: {', '.join(PRESETS)} (see download --list)", file=sys.stderr)
+        return 2
+    preset = PRESETS[args.preset]
+    models_dir = (args.models_dir or REPO_ROOT / "models").resolve()
+    for noisy in ("httpx", "httpx2"):  # one log line per HTTP request would bury the progress bars
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    try:
+        download(preset, args.source, models_dir)
+    except (DownloadError, ImportError) as exc:
+        print(f"wulewule: error: {exc}", file=sys.stderr)
+        return 1
+    print(usage_text(preset, models_dir))
     return 0
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import logging
+import os
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -135,12 +136,25 @@ def build_ui(assistant: Assistant, settings: Settings) -> gr.Blocks:
 
 
 def launch(settings: Settings) -> None:
-    """Load everything, then serve until interrupted."""
+    """Load everything, then serve until interrupted: the web app, and the /v1 API beside it (api.enabled)."""
+    serve_api = settings.api.enabled and not settings.app.share
+    api_key = None
+    if serve_api:
+        from app.openai_api import required_api_key
+
+        # Before loading anything: refusing to start should not wait for the index to build.
+        api_key = required_api_key(settings.app.host, settings.api.api_key_env, os.environ)
     started = time.perf_counter()
     assistant = Assistant(settings)
     assistant.warm_up()
     demo = build_ui(assistant, settings)
     log.info("assistant ready in %.1f s: %s", time.perf_counter() - started, assistant.status_line())
+    if serve_api:
+        _serve_with_api(settings, assistant, demo, api_key)
+        return
+    if settings.api.enabled:
+        # The share tunnel is made by gradio's own server, which only knows the Blocks.
+        log.warning("--share: the /v1 OpenAI-compatible API is not served with a share link; run without --share")
     demo.launch(
         server_name=settings.app.host,
         server_port=settings.app.port,
@@ -148,3 +162,27 @@ def launch(settings: Settings) -> None:
         show_error=True,
         footer_links=["api"],
     )
+
+
+def _serve_with_api(settings: Settings, assistant: Assistant, demo: gr.Blocks, api_key: str | None) -> None:
+    """The web app and the OpenAI-compatible API on one host and port, served by uvicorn."""
+    import uvicorn
+    from fastapi import FastAPI
+
+    from app.openai_api import add_openai_api
+
+    host, port = settings.app.host, settings.app.port
+    # The parent app's routes come first: FastAPI's docs would shadow gradio's own /openapi.json.
+    app = FastAPI(title=TITLE, docs_url=None, redoc_url=None, openapi_url=None)
+    add_openai_api(app, assistant, backend=assistant.answerer.name, api_key=api_key)
+    app = gr.mount_gradio_app(
+        app, demo, path="/", server_name=host, server_port=port, show_error=True, footer_links=["api"]
+    )
+    log.info(
+        "serving the web app at http://%s:%d/ and the OpenAI-compatible API at /v1 (%s)",
+        host,
+        port,
+        "key required" if api_key else "no key needed on loopback",
+    )
+    # Open event streams (a browser tab, a long answer) must not hold up Ctrl+C for ever.
+    uvicorn.run(app, host=host, port=port, log_level="info", access_log=False, timeout_graceful_shutdown=5)
