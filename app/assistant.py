@@ -208,6 +208,10 @@ class Assistant:
                 from llm.backends import create_chat_model
 
                 model = create_chat_model(llm, REPO_ROOT, self.settings.data_dir / "logs")
+                compact = llm.compact_context
+                if compact == "auto":
+                    compact = llm.backend == "llamacpp"
+                extractive = self.extractive
                 self._answerer = GroundedAnswerer(
                     model,
                     llm.system_prompt,
@@ -215,6 +219,9 @@ class Assistant:
                     temperature=llm.temperature,
                     context_tokens=llm.context_tokens,
                     history_tokens=llm.history_tokens,
+                    compact=(lambda q, ps: extractive.select(q, ps, llm.compact_sentences))
+                    if compact in (True, "true")
+                    else None,
                 )
         return self._answerer
 

@@ -137,6 +137,12 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=0, help="0 = every core")
     parser.add_argument("--max-tokens", type=int, default=256)
     parser.add_argument("--temperature", type=float, default=0.0)
+    parser.add_argument(
+        "--context",
+        choices=["passages", "sentences"],
+        default="sentences",
+        help="what the model reads: whole passages, or the best sentences (llm.compact_context)",
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="print every answer to stderr")
     args = parser.parse_args()
 
@@ -161,6 +167,13 @@ def main() -> int:
             model = LlamaCppChatModel(args.gguf, n_ctx=args.n_ctx, n_threads=args.threads)
             load_s = time.perf_counter() - t0
             count = model.count_tokens
+            compact = None
+            if args.context == "sentences":
+                extractive = assistant.extractive
+
+                def compact(q: str, ps: list) -> list[tuple[int, str]]:
+                    return extractive.select(q, ps, settings.llm.compact_sentences)
+
             grounded = GroundedAnswerer(
                 model,
                 settings.llm.system_prompt,
@@ -168,6 +181,7 @@ def main() -> int:
                 temperature=args.temperature,
                 context_tokens=args.n_ctx,
                 history_tokens=settings.llm.history_tokens,
+                compact=compact,
             )
             # One untimed answer to a question outside the sample: the first pass pages the weights in, and
             # it leaves the system prompt in llama.cpp's context, as any earlier turn does in the app.
@@ -176,7 +190,8 @@ def main() -> int:
             backends.append(("llamacpp", grounded, True))
             notes.append(
                 f"llamacpp: {Path(args.gguf).name}, n_ctx {args.n_ctx}, {model.n_threads} threads, "
-                f"max_tokens {args.max_tokens}, temperature {args.temperature}, loaded in {load_s:.1f} s"
+                f"max_tokens {args.max_tokens}, temperature {args.temperature}, context {args.context}, "
+                f"loaded in {load_s:.1f} s"
             )
         else:
             notes.append('llamacpp: skipped, no GGUF (run `eval "$(../shared/dev-models/fetch)"` or pass --gguf)')

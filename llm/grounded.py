@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 from llm.base import ChatModel, ChatModelError, ChatTurn
 from llm.extractive import NOTHING_RELEVANT_EN, NOTHING_RELEVANT_ZH
-from llm.prompt import build_messages, rewrite_messages
+from llm.prompt import build_messages, format_sentences, rewrite_messages
 from modules.rag.text import mostly_english
 from modules.rag.types import Passage
 
@@ -26,7 +26,10 @@ class GroundedAnswerer:
         temperature: float = 0.3,
         context_tokens: int = 4096,
         history_tokens: int = 1024,
+        compact: Callable[[str, Sequence[Passage]], list[tuple[int, str]]] | None = None,
+        compact_sentences: int = 6,
     ) -> None:
+        """``compact`` picks the sentences a small model reads instead of whole passages."""
         self.model = model
         self.name = model.name
         self.system_prompt = system_prompt
@@ -34,12 +37,21 @@ class GroundedAnswerer:
         self.temperature = temperature
         self.context_tokens = context_tokens
         self.history_tokens = history_tokens
+        self.compact = compact
+        self.compact_sentences = compact_sentences
 
     def stream(self, question: str, passages: Sequence[Passage], history: Sequence[ChatTurn] = ()) -> Iterator[str]:
         if not passages:
             # Nothing retrieved: say so ourselves rather than let a model improvise.
             yield NOTHING_RELEVANT_EN if mostly_english(question) else NOTHING_RELEVANT_ZH
             return
+        sources = None
+        if self.compact is not None:
+            picks = self.compact(question, passages)
+            if not picks:
+                yield NOTHING_RELEVANT_EN if mostly_english(question) else NOTHING_RELEVANT_ZH
+                return
+            sources = format_sentences(picks, passages)
         messages = build_messages(
             self.system_prompt,
             question,
@@ -48,6 +60,7 @@ class GroundedAnswerer:
             context_tokens=self.context_tokens,
             history_tokens=self.history_tokens,
             max_tokens=self.max_tokens,
+            sources=sources,
         )
         yield from self.model.stream_chat(messages, self.max_tokens, self.temperature)
 

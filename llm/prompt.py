@@ -40,6 +40,11 @@ def format_passages(passages: Sequence[Passage], budget: int, count: Callable[[s
     return "\n\n".join(blocks)
 
 
+def format_sentences(picks: Sequence[tuple[int, str]], passages: Sequence[Passage]) -> str:
+    """Selected sentences as a compact context, each under its passage's number and title."""
+    return "\n".join(f"[{n}] {passages[n - 1].chunk.title}：{sentence}" for n, sentence in picks)
+
+
 def trim_history(
     history: Sequence[ChatTurn], budget: int, count: Callable[[str], int] = approx_tokens
 ) -> list[ChatTurn]:
@@ -70,16 +75,19 @@ def build_messages(
     history_tokens: int,
     max_tokens: int,
     count: Callable[[str], int] = approx_tokens,
+    sources: str | None = None,
 ) -> list[ChatTurn]:
     """System prompt, recent history, then the passages and the question as the last user turn.
 
     The window is shared out as: answer (max_tokens), system prompt and question, history (at most
-    history_tokens), and what is left for passages, of which the best-ranked come first.
+    history_tokens), and what is left for passages, of which the best-ranked come first. ``sources``
+    replaces the formatted passages (a compact context of selected sentences).
     """
     past = trim_history(history, history_tokens, count)
     fixed = count(system_prompt) + count(question) + sum(count(t.content) for t in past) + 64
     room = max(context_tokens - max_tokens - fixed, 200)
-    sources = format_passages(passages, room, count)
+    if sources is None:
+        sources = format_passages(passages, room, count)
     user = f"资料 / Passages:\n{sources}\n\n问题 / Question: {question}"
     return [ChatTurn("system", system_prompt), *past, ChatTurn("user", user)]
 

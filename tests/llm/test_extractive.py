@@ -70,3 +70,13 @@ def test_english_question_gets_the_english_summary(setup):
 def test_no_passages():
     answerer = ExtractiveAnswerer(lambda t: list(t), lambda t: 1.0)
     assert "".join(answerer.stream("黑熊精", [])) == NOTHING_RELEVANT_ZH
+
+
+def test_select_returns_numbered_sentences_for_a_compact_context(setup):
+    retriever, answerer = setup
+    passages = retriever.retrieve("红孩儿的父亲是谁？", 5)
+    picks = answerer.select("红孩儿的父亲是谁？", passages, 2)
+    assert 1 <= len(picks) <= 2
+    n, sentence = picks[0]
+    assert "牛魔王" in sentence and passages[n - 1].title == "红孩儿"
+    assert answerer.select("今天股市怎么样", retriever.retrieve("今天股市怎么样", 5), 3) == []

@@ -49,3 +49,20 @@ def test_rewrite_cleans_or_falls_back(reply, expected):
 def test_rewrite_survives_a_failing_model():
     answerer = GroundedAnswerer(ScriptedModel(["x"], fail_after=0), "S")
     assert answerer.rewrite("那他的父亲呢？", []) == "那他的父亲呢？"
+
+
+def test_compact_context_sends_only_the_selected_sentences():
+    model = ScriptedModel(["ok"])
+    picks = [(2, "红孩儿的父亲是牛魔王。")]
+    answerer = GroundedAnswerer(model, "S", compact=lambda q, ps: picks)
+    assert "".join(answerer.stream("红孩儿的父亲是谁？", PASSAGES)) == "ok"
+    user = model.calls[0][-1].content
+    assert "[2] 红孩儿：红孩儿的父亲是牛魔王。" in user
+    assert "黑熊精在黑风山" not in user  # the unselected passage is left out
+
+
+def test_compact_context_with_nothing_selected_declines_without_the_model():
+    model = ScriptedModel(["should not be used"])
+    answerer = GroundedAnswerer(model, "S", compact=lambda q, ps: [])
+    assert "".join(answerer.stream("量子力学", PASSAGES)) == NOTHING_RELEVANT_ZH
+    assert model.calls == []
