@@ -111,11 +111,12 @@ class ComponentStatus:
     fix: str = ""
 
 
-def _embedding_fix(key: str, spec: str) -> str:
-    name = spec.rsplit("/", 1)[-1]
+def _model_fix(key: str, spec: str) -> str:
+    """How to get a retrieval model: the download preset that carries it, or a local copy."""
+    preset = "cpu" if "embedding" in key else "gpu"
     return (
-        f"download it once with `hf download {spec} --local-dir models/{spec}` (needs network), "
-        f"or set {key} to a local directory, e.g. --set {key}=models/{name}; run `python -m app doctor` to check"
+        f"run `python -m app download {preset}` (needs network; it fetches {spec} into models/), "
+        f"or set {key} to a local directory; `python -m app doctor` checks it"
     )
 
 
@@ -140,7 +141,7 @@ class Assistant:
             return None
         loc = locate_model(spec, REPO_ROOT)
         if loc.path is None and not loc.is_hub_id:
-            raise ModelNotFoundError(f"config key {key}: path {spec!r} does not exist. {_embedding_fix(key, spec)}")
+            raise ModelNotFoundError(f"config key {key}: path {spec!r} does not exist. {_model_fix(key, spec)}")
         if loc.path is None:
             log.info("%s: %s is not downloaded; that part of retrieval is off", key, spec)
         return loc
@@ -248,7 +249,7 @@ class Assistant:
             elif loc.path is None:
                 out.append(
                     ComponentStatus(
-                        f"{label} ({key})", False, f"{loc.spec} not downloaded", _embedding_fix(key, loc.spec)
+                        f"{label} ({key})", False, f"{loc.spec} not downloaded", _model_fix(key, loc.spec)
                     )
                 )
             else:

@@ -114,7 +114,7 @@ class LlmSettings(_Section):
     history_tokens: int = Field(1024, ge=0)
     rewrite_followups: bool = True
     compact_context: Literal["auto", "true", "false"] | bool = "auto"
-    compact_sentences: int = Field(6, ge=1, le=20)
+    compact_sentences: int = Field(2, ge=1, le=20)
     openai: OpenAISettings = Field(default_factory=OpenAISettings)
     lmdeploy: LmdeploySettings = Field(default_factory=LmdeploySettings)
     transformers: TransformersSettings = Field(default_factory=TransformersSettings)

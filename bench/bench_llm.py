@@ -143,6 +143,16 @@ def main() -> int:
         default="sentences",
         help="what the model reads: whole passages, or the best sentences (llm.compact_context)",
     )
+    parser.add_argument("--sentences", type=int, default=2, help="sentences in a compact context")
+    parser.add_argument(
+        "--set",
+        dest="sets",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="also time the configured llm.backend with these overrides, e.g. --set llm.backend=lmdeploy "
+        "--set llm.lmdeploy.url=http://127.0.0.1:23333/v1 (for the GPU speed table)",
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="print every answer to stderr")
     args = parser.parse_args()
 
@@ -150,7 +160,7 @@ def main() -> int:
     questions = sample(items, args.n)
     data_dir = Path(tempfile.mkdtemp(prefix="wulewule-bench-llm-"))
     try:
-        settings = load_settings(None, [f"app.data_dir={data_dir}"])
+        settings = load_settings(None, [f"app.data_dir={data_dir}", *args.sets])
         assistant = Assistant(settings)
         top_k = settings.rag.top_k
         passages = [assistant.retriever.retrieve(item["q"], top_k) for item in questions]
@@ -172,7 +182,7 @@ def main() -> int:
                 extractive = assistant.extractive
 
                 def compact(q: str, ps: list) -> list[tuple[int, str]]:
-                    return extractive.select(q, ps, settings.llm.compact_sentences)
+                    return extractive.select(q, ps, args.sentences)
 
             grounded = GroundedAnswerer(
                 model,
@@ -195,6 +205,10 @@ def main() -> int:
             )
         else:
             notes.append('llamacpp: skipped, no GGUF (run `eval "$(../shared/dev-models/fetch)"` or pass --gguf)')
+        if settings.llm.backend != "extractive":
+            assistant.warm_up()  # loads the model / starts a managed server before timing
+            backends.append((settings.llm.backend, assistant.answerer, True))
+            notes.append(f"{settings.llm.backend}: from configuration ({', '.join(args.sets)})")
         notes.append("tokens counted with the GGUF's tokenizer" if args.gguf else "tokens estimated (approx_tokens)")
 
         rows = [row(name, bench(name, a, questions, passages, count, args.verbose), gen) for name, a, gen in backends]

@@ -61,7 +61,7 @@ def test_hub_id_not_downloaded_means_bm25_only(kb_dir: Path, tmp_path: Path):
     assert assistant.retriever.dense is None
     status = {s.name: s for s in assistant.status()}
     emb = status["dense retrieval (rag.embedding.model)"]
-    assert not emb.ok and "not downloaded" in emb.detail and "hf download" in emb.fix
+    assert not emb.ok and "not downloaded" in emb.detail and "python -m app download cpu" in emb.fix
 
 
 def test_dense_retrieval_is_used_when_a_model_is_configured(kb_dir, tmp_path, tiny_bert_dir):
