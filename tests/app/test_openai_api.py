@@ -369,3 +369,19 @@ def test_an_unknown_endpoint_is_a_404_in_openais_shape(scripted_url: tuple[str, 
     assert resp.status_code == 404
     assert resp.json()["error"]["code"] == "unknown_url" and "/v1/chat/completions" in resp.json()["error"]["message"]
     assert httpx.get(url + "/v1/models").status_code == 200  # the real routes still win
+
+
+def test_the_openai_backend_talks_to_the_apps_own_api(app_url: str):
+    """Our OpenAIChatModel against a real OpenAI-compatible server: this app's /v1."""
+    from llm.base import ChatTurn
+    from llm.openai_chat import OpenAIChatModel
+
+    model = OpenAIChatModel(app_url.rstrip("/") + "/v1", read_timeout=30)
+    assert model.list_models() == ["wulewule"]
+    pieces = list(model.stream_chat([ChatTurn("user", "红孩儿的父亲是谁？")], max_tokens=256, temperature=0.0))
+    assert len(pieces) > 1
+    assert "牛魔王" in "".join(pieces)
+    stream = model.stream_chat([ChatTurn("user", "黄眉是谁？")], max_tokens=256, temperature=0.0)
+    assert next(stream)
+    stream.close()  # cancellation: the request is dropped, and the model keeps working
+    assert "牛魔王" in "".join(model.stream_chat([ChatTurn("user", "红孩儿的父亲是谁？")], 256, 0.0))
