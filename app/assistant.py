@@ -223,6 +223,7 @@ class Assistant:
                     compact=(lambda q, ps: extractive.select(q, ps, llm.compact_sentences))
                     if compact in (True, "true")
                     else None,
+                    fallback=extractive,
                 )
         return self._answerer
 
@@ -248,9 +249,7 @@ class Assistant:
                 out.append(ComponentStatus(f"{label} ({key})", False, "disabled (empty in config)"))
             elif loc.path is None:
                 out.append(
-                    ComponentStatus(
-                        f"{label} ({key})", False, f"{loc.spec} not downloaded", _model_fix(key, loc.spec)
-                    )
+                    ComponentStatus(f"{label} ({key})", False, f"{loc.spec} not downloaded", _model_fix(key, loc.spec))
                 )
             else:
                 out.append(ComponentStatus(f"{label} ({key})", True, f"{loc.spec} at {loc.path}"))

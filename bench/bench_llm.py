@@ -143,6 +143,7 @@ def main() -> int:
         default="sentences",
         help="what the model reads: whole passages, or the best sentences (llm.compact_context)",
     )
+    parser.add_argument("--no-fallback", action="store_true", help="keep bare answers like '[1]' as they are")
     parser.add_argument("--sentences", type=int, default=2, help="sentences in a compact context")
     parser.add_argument(
         "--set",
@@ -192,6 +193,7 @@ def main() -> int:
                 context_tokens=args.n_ctx,
                 history_tokens=settings.llm.history_tokens,
                 compact=compact,
+                fallback=None if args.no_fallback else assistant.extractive,
             )
             # One untimed answer to a question outside the sample: the first pass pages the weights in, and
             # it leaves the system prompt in llama.cpp's context, as any earlier turn does in the app.

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable, Iterator, Sequence
 
-from llm.base import ChatModel, ChatModelError, ChatTurn
+from llm.base import Answerer, ChatModel, ChatModelError, ChatTurn
 from llm.extractive import NOTHING_RELEVANT_EN, NOTHING_RELEVANT_ZH
 from llm.prompt import build_messages, format_sentences, rewrite_messages
 from modules.rag.text import mostly_english
 from modules.rag.types import Passage
 
 log = logging.getLogger(__name__)
+
+_CITATION = re.compile(r"\[\d+\]")
+SUBSTANCE_CHARS = 4  # characters besides citations and punctuation before an answer counts as one
 
 
 class GroundedAnswerer:
@@ -28,8 +32,10 @@ class GroundedAnswerer:
         history_tokens: int = 1024,
         compact: Callable[[str, Sequence[Passage]], list[tuple[int, str]]] | None = None,
         compact_sentences: int = 6,
+        fallback: Answerer | None = None,
     ) -> None:
-        """``compact`` picks the sentences a small model reads instead of whole passages."""
+        """``compact`` picks the sentences a small model reads instead of whole passages; ``fallback``
+        answers when the model's answer has no substance."""
         self.model = model
         self.name = model.name
         self.system_prompt = system_prompt
@@ -39,6 +45,7 @@ class GroundedAnswerer:
         self.history_tokens = history_tokens
         self.compact = compact
         self.compact_sentences = compact_sentences
+        self.fallback = fallback
 
     def stream(self, question: str, passages: Sequence[Passage], history: Sequence[ChatTurn] = ()) -> Iterator[str]:
         if not passages:
@@ -62,7 +69,40 @@ class GroundedAnswerer:
             max_tokens=self.max_tokens,
             sources=sources,
         )
-        yield from self.model.stream_chat(messages, self.max_tokens, self.temperature)
+        yield from self._with_substance(
+            self.model.stream_chat(messages, self.max_tokens, self.temperature), question, passages, history
+        )
+
+    def _with_substance(
+        self, pieces: Iterator[str], question: str, passages: Sequence[Passage], history: Sequence[ChatTurn]
+    ) -> Iterator[str]:
+        """The model's pieces, held back until they say something; an answer that never does (a bare
+        "[1]", as small models write) is replaced by the fallback answerer's."""
+        held: list[str] = []
+        speaking = False
+        try:
+            for piece in pieces:
+                if speaking:
+                    yield piece
+                    continue
+                held.append(piece)
+                if len(_CITATION.sub("", "".join(held)).strip(" \n。.，,:：")) >= SUBSTANCE_CHARS:
+                    speaking = True
+                    yield "".join(held)
+        except ChatModelError:
+            if held and not speaking:
+                yield "".join(held)  # keep what the model managed to write before it failed
+            raise
+        finally:
+            close = getattr(pieces, "close", None)
+            if close is not None:
+                close()  # the player stopped: stop the model too
+        if not speaking:
+            if self.fallback is None:
+                yield "".join(held)
+            else:
+                log.info("%s gave no usable answer (%r); answering from the knowledge base", self.name, "".join(held))
+                yield from self.fallback.stream(question, passages, history)
 
     def rewrite(self, question: str, history: Sequence[ChatTurn]) -> str:
         """The follow-up as a stand-alone question; the question unchanged if the model fails."""

@@ -25,9 +25,9 @@ def test_no_passages_means_no_model_call():
 
 
 def test_closing_the_stream_closes_the_model():
-    model = ScriptedModel(["a", "b", "c"])
+    model = ScriptedModel(["黑熊精在", "黑风山", "。"])
     stream = GroundedAnswerer(model, "S").stream("q", PASSAGES)
-    assert next(stream) == "a"
+    assert next(stream) == "黑熊精在"
     stream.close()
     assert model.closed
 
@@ -66,3 +66,22 @@ def test_compact_context_with_nothing_selected_declines_without_the_model():
     answerer = GroundedAnswerer(model, "S", compact=lambda q, ps: [])
     assert "".join(answerer.stream("量子力学", PASSAGES)) == NOTHING_RELEVANT_ZH
     assert model.calls == []
+
+
+def test_a_bare_citation_is_replaced_by_the_fallback_answer():
+    class Fixed:
+        name = "fixed"
+
+        def stream(self, question, passages, history=()):
+            yield "牛魔王是红孩儿的父亲[2]。"
+
+    answerer = GroundedAnswerer(ScriptedModel(["[", "1", "]"]), "S", fallback=Fixed())
+    assert "".join(answerer.stream("红孩儿的父亲是谁？", PASSAGES)) == "牛魔王是红孩儿的父亲[2]。"
+    without = GroundedAnswerer(ScriptedModel(["[1]"]), "S")
+    assert "".join(without.stream("红孩儿的父亲是谁？", PASSAGES)) == "[1]"
+
+
+def test_a_real_answer_streams_through_after_its_first_words():
+    model = ScriptedModel(["[1]", "红孩儿", "的父亲", "是牛魔王。"])
+    pieces = list(GroundedAnswerer(model, "S", fallback=None).stream("q", PASSAGES))
+    assert pieces == ["[1]红孩儿的父亲", "是牛魔王。"]  # held back only until it says something
