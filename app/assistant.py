@@ -253,11 +253,7 @@ class Assistant:
                 )
             else:
                 out.append(ComponentStatus(f"{label} ({key})", True, f"{loc.spec} at {loc.path}"))
-        out.append(
-            ComponentStatus(
-                f"answerer (llm.backend={self.settings.llm.backend})", True, "grounded extractive answers, no model"
-            )
-        )
+        out.append(self._llm_status())
         return out
 
     def _llm_status(self) -> ComponentStatus:

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from app.config import ConfigError, Settings, load_settings
+from llm.base import ChatModelError
 from modules.model_files import ModelNotFoundError
 
 log = logging.getLogger("wulewule")
@@ -88,7 +89,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _kb_stats(settings)
         if command == "download":
             return _download(args)
-    except (ConfigError, ModelNotFoundError) as exc:
+    except (ConfigError, ModelNotFoundError, ChatModelError) as exc:
         print(f"wulewule: error: {exc}", file=sys.stderr)
         return 2
     parser.error(f"unknown command {args.command!r}")

@@ -99,6 +99,13 @@ def test_doctor_lists_every_component(capsys, kb_dir, tmp_path):
     assert "answerer" in out
 
 
+def test_doctor_reports_a_missing_chat_model_with_its_fix(capsys, kb_dir, tmp_path):
+    argv = [*base_args(kb_dir, tmp_path), "--set", "llm.backend=llamacpp", "doctor"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "[missing] answerer (llm.backend=llamacpp)" in out and "python -m app download cpu" in out
+
+
 def test_kb_stats(capsys, kb_dir, tmp_path):
     assert main([*base_args(kb_dir, tmp_path), "kb", "stats"]) == 0
     out = capsys.readouterr().out
@@ -119,3 +126,12 @@ def test_percentile():
     assert percentile([], 50) == 0.0
     assert percentile([1, 2, 3, 4], 50) == 2.5
     assert percentile([5], 95) == 5
+
+
+def test_a_broken_model_file_is_a_clean_error(capsys, kb_dir, tmp_path):
+    bad = tmp_path / "not-a-model.gguf"
+    bad.write_bytes(b"definitely not GGUF")
+    argv = [*base_args(kb_dir, tmp_path), "--set", "llm.backend=llamacpp", "--set", f"llm.llamacpp.model={bad}"]
+    assert main([*argv, "ask", "黄眉是谁"]) == 2
+    err = capsys.readouterr().err
+    assert "wulewule: error:" in err and "not-a-model.gguf" in err and "Traceback" not in err
