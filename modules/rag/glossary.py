@@ -68,21 +68,20 @@ _PATTERN = re.compile(
 _COLLOQUIAL_PATTERN = re.compile("|".join(re.escape(k) for k in sorted(COLLOQUIAL, key=len, reverse=True)), re.I)
 
 
-def kb_terms(text: str) -> list[str]:
-    """The knowledge base's words for the players' words in a (Chinese) question, each once."""
+def _terms(pattern: re.Pattern[str], table: dict[str, str], text: str) -> list[str]:
     out: list[str] = []
-    for match in _COLLOQUIAL_PATTERN.finditer(text):
-        for term in COLLOQUIAL[match.group(0).lower()].split():
+    for match in pattern.finditer(text):
+        for term in table[match.group(0).lower()].split():
             if term not in out:
                 out.append(term)
     return out
+
+
+def kb_terms(text: str) -> list[str]:
+    """The knowledge base's words for the players' words in a (Chinese) question, each once."""
+    return _terms(_COLLOQUIAL_PATTERN, COLLOQUIAL, text)
 
 
 def chinese_terms(text: str) -> list[str]:
     """Chinese equivalents of the English game words in a text, each once, in order."""
-    out: list[str] = []
-    for match in _PATTERN.finditer(text):
-        for term in GLOSSARY[match.group(0).lower()].split():
-            if term not in out:
-                out.append(term)
-    return out
+    return _terms(_PATTERN, GLOSSARY, text)

@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
-import socket
 import subprocess
-import sys
 import threading
 import time
 import urllib.request
@@ -20,55 +17,11 @@ from app.assistant import Answer, Source, SourcesFound, TextDelta, TurnEvent
 from app.config import ConfigError
 from app.openai_api import ApiError, add_openai_api, is_loopback, parse_chat_request, required_api_key
 from llm.base import ChatModelError, ChatTurn
+from tests.app.serving import app_command, app_env, free_port, start_app
 from tests.conftest import REPO, write_kb
 
 KEY = "test-secret-key-123"
 SOURCE_FIELDS = {"index", "title", "section", "text", "source", "score"}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def app_command(root: Path, port: int, *sets: str) -> list[str]:
-    flags = [f"knowledge.paths=[{root / 'kb'}]", f"app.data_dir={root / 'data'}", "rag.embedding.model="]
-    flags += ["rag.reranker.model=", *sets]
-    return [sys.executable, "-m", "app", *(a for f in flags for a in ("--set", f)), "serve", "--port", str(port)]
-
-
-def app_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k != "WULEWULE_API_KEY"}
-    return {**env, "PYTHONUNBUFFERED": "1", "GRADIO_ANALYTICS_ENABLED": "False", **extra}
-
-
-def start_app(root: Path, name: str, **env: str) -> Iterator[str]:
-    """Serve the app on a free loopback port until the fixture ends; yields the base URL."""
-    port = free_port()
-    log_path = root / f"{name}.log"
-    with log_path.open("w") as log:
-        proc = subprocess.Popen(
-            app_command(root, port), cwd=REPO, stdout=log, stderr=subprocess.STDOUT, env=app_env(**env)
-        )
-        url = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.time() + 120
-            while time.time() < deadline:
-                if proc.poll() is not None:
-                    pytest.fail(f"app exited early:\n{log_path.read_text()}")
-                try:
-                    with urllib.request.urlopen(url + "/", timeout=2) as resp:
-                        if resp.status == 200:
-                            break
-                except OSError:
-                    time.sleep(0.5)
-            else:
-                pytest.fail(f"app did not start:\n{log_path.read_text()}")
-            yield url
-        finally:
-            proc.terminate()
-            proc.wait(timeout=20)
 
 
 @pytest.fixture(scope="module")

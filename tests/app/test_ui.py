@@ -2,78 +2,24 @@
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
-import time
 import urllib.request
 from collections.abc import Iterator
 
 import pytest
 
 from app.ui import format_sources, history_turns, message_text
-from tests.conftest import REPO
+from tests.app.serving import start_app
+from tests.conftest import write_kb
 
 pytestmark = pytest.mark.slow
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def app_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    from tests.conftest import write_kb
-
     root = tmp_path_factory.mktemp("ui")
-    kb = write_kb(root / "kb")
-    port = free_port()
-    log = (root / "app.log").open("w")
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "GRADIO_ANALYTICS_ENABLED": "False"}
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "app",
-            "--set",
-            f"knowledge.paths=[{kb}]",
-            "--set",
-            f"app.data_dir={root / 'data'}",
-            "--set",
-            "rag.embedding.model=",
-            "--set",
-            "rag.reranker.model=",
-            "serve",
-            "--port",
-            str(port),
-        ],
-        cwd=REPO,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        env=env,
-    )
-    url = f"http://127.0.0.1:{port}/"
-    try:
-        deadline = time.time() + 90
-        while time.time() < deadline:
-            if proc.poll() is not None:
-                pytest.fail(f"app exited early:\n{(root / 'app.log').read_text()}")
-            try:
-                with urllib.request.urlopen(url, timeout=2) as resp:
-                    if resp.status == 200:
-                        break
-            except OSError:
-                time.sleep(0.5)
-        else:
-            pytest.fail(f"app did not start:\n{(root / 'app.log').read_text()}")
-        yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=20)
-        log.close()
+    write_kb(root / "kb")
+    for url in start_app(root, "ui"):
+        yield url + "/"
 
 
 def test_ask_api_streams_a_cited_answer(app_url: str):
