@@ -235,15 +235,6 @@ class ExtractiveAnswerer:
                 weights[token] = self.idf(token) * (0.5 if len(token) == 1 and is_cjk(token) else 1.0)
         return {t: w for t, w in weights.items() if w > 0}
 
-    def relevance(self, question: str, passage: Passage) -> float:
-        """Share of the question's weighted terms the passage (with its title and heading) covers."""
-        weights = self._weights(question)
-        total = sum(weights.values())
-        if total == 0:
-            return 0.0
-        have = set(self.tokenize(f"{passage.chunk.title} {passage.chunk.section} {passage.text}"))
-        return sum(w for t, w in weights.items() if t in have) / total
-
     def _candidates(
         self,
         question: str,

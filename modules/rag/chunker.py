@@ -93,8 +93,3 @@ def _glue(left: str, right: str) -> str:
     if left[-1] == "." and right[:1].isascii():
         return " "
     return "\n"  # a list item or a line without an end mark
-
-
-def chunk_sentences(chunk: Chunk) -> list[str]:
-    """The sentences of a chunk, as the answerer quotes them."""
-    return split_sentences(chunk.text)

@@ -25,10 +25,6 @@ class QueryAnalysis:
     tokens: list[str]
     entities: list[str]  # titles of the knowledge-base entities it names
 
-    def weights(self, index: KnowledgeIndex) -> dict[str, float]:
-        """IDF weight of each distinct query token."""
-        return {t: index.bm25.idf(t) for t in dict.fromkeys(self.tokens)}
-
 
 class HybridRetriever:
     """The default retriever; every part past BM25 is optional and switched by configuration."""
