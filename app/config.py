@@ -121,6 +121,102 @@ class LlmSettings(_Section):
     llamacpp: LlamaCppSettings = Field(default_factory=LlamaCppSettings)
 
 
+class FunasrSettings(_Section):
+    """FunASR: Paraformer-zh + VAD + punctuation by default; SenseVoiceSmall by setting ``model``."""
+
+    model: str = "iic/speech_paraformer-large_asr_nat-zh-cn-16k-common-vocab8404-pytorch"
+    vad_model: str = "iic/speech_fsmn_vad_zh-cn-16k-common-pytorch"  # empty = no VAD stage
+    punc_model: str = "iic/punc_ct-transformer_cn-en-common-vocab471067-large"  # empty = no punctuation
+    device: str = "auto"  # auto | cpu | cuda | cuda:1
+    hotwords: bool = True  # bias recognition toward the knowledge base's names (models that support it)
+
+
+class WhisperSettings(_Section):
+    """faster-whisper (CTranslate2): English and other languages, and CPU laptops."""
+
+    model: str = "Systran/faster-whisper-base"  # hub id or local dir (model.bin, config.json, tokenizer.json)
+    device: str = "auto"  # auto | cpu | cuda
+    compute_type: str = "default"  # default = int8 on CPU, float16 on GPU
+    beam_size: int = Field(5, ge=1, le=20)
+    cpu_threads: int = Field(0, ge=0)  # 0 = all cores
+    prompt: bool = True  # an initial prompt naming the game and its entities
+
+
+class AsrSettings(_Section):
+    # auto: funasr when its model is present, else whisper when present, else voice input says how to get one
+    backend: Literal["auto", "funasr", "whisper"] = "auto"
+    language: Literal["auto", "zh", "en"] = "auto"
+    max_seconds: float = Field(60, gt=0)  # longer recordings are refused with a message
+    max_upload_mb: float = Field(20, gt=0)  # bigger files are refused before decoding
+    vad: bool = True  # silero-vad: trim silence, tell "no speech" apart from speech
+    vad_threshold: float = Field(0.5, gt=0, lt=1)
+    correction: bool = True  # snap misheard game names to the knowledge base's (pinyin similarity)
+    funasr: FunasrSettings = Field(default_factory=FunasrSettings)
+    whisper: WhisperSettings = Field(default_factory=WhisperSettings)
+
+
+class ChatTTSSettings(_Section):
+    model: str = "models/ChatTTS"  # a local dir holding asset/ (see README), or a hub id found in the cache
+    device: str = "auto"
+    speaker: Path = Path("assets/voices/monkey_king.pt")  # the shipped Monkey-King speaker embedding
+    temperature: float = Field(0.3, gt=0, le=2)
+    top_p: float = Field(0.7, gt=0, le=1)
+    top_k: int = Field(20, ge=1)
+    seed: int = 2024  # fixed sampling seed: the same sentence sounds the same every time
+    speed: int = Field(5, ge=0, le=9)  # [speed_N]
+    oral: int = Field(2, ge=0, le=9)  # [oral_N]: fillers, a livelier reading
+    laugh: int = Field(0, ge=0, le=2)  # [laugh_N]
+    pause: int = Field(4, ge=0, le=7)  # [break_N]
+
+
+class EspeakSettings(_Section):
+    command: str = "espeak-ng"
+    voice_zh: str = "cmn-latn-pinyin"  # Mandarin read from pinyin with tone numbers (see README)
+    voice_en: str = "en-us"
+    speed: int = Field(185, ge=80, le=450)  # words per minute; brighter and quicker than the default 175
+    pitch: int = Field(62, ge=0, le=99)  # 50 is espeak's default; higher sounds younger and livelier
+
+
+class TtsSettings(_Section):
+    # auto: chattts when its model is present, else espeak when espeak-ng is installed, else text only
+    backend: Literal["auto", "chattts", "espeak"] = "auto"
+    voice_replies: bool = True  # speak answers (the player can switch this off in the app)
+    max_sentence_chars: int = Field(80, ge=10)  # longer sentences are split at natural pauses
+    chattts: ChatTTSSettings = Field(default_factory=ChatTTSSettings)
+    espeak: EspeakSettings = Field(default_factory=EspeakSettings)
+
+
+class LoraSettings(_Section):
+    path: str = ""  # a .safetensors LoRA file (e.g. the Destined One); empty = none
+    scale: float = Field(0.8, ge=0, le=2)
+    trigger_words: str = ""  # empty = read from the LoRA's metadata (ss_tag_frequency / trigger_words)
+
+
+class ImageSettings(_Section):
+    # auto: draw when the base model is present, else answer drawing requests with how to download one
+    backend: Literal["auto", "diffusers"] = "auto"
+    model: str = "models/stable-diffusion-v1-5"  # local dir or hub id (diffusers layout)
+    family: Literal["sd15", "sdxl"] = "sd15"
+    device: str = "auto"  # auto | cpu | cuda | mps
+    dtype: Literal["auto", "float32", "float16", "bfloat16"] = "auto"
+    lora: LoraSettings = Field(default_factory=LoraSettings)
+    fast_lora: str = ""  # an LCM-LoRA (local path): few steps for CPUs and small GPUs; empty = off
+    fast: Literal["auto", "true", "false"] | bool = "auto"  # auto = on for CPU when fast_lora is set
+    scheduler: Literal["default", "dpm++", "euler_a", "ddim", "lcm"] = "dpm++"
+    steps: int = Field(25, ge=1, le=150)
+    fast_steps: int = Field(4, ge=1, le=20)
+    guidance: float = Field(7.0, ge=0, le=30)
+    fast_guidance: float = Field(1.5, ge=0, le=30)
+    width: int = Field(512, ge=64, le=2048, multiple_of=8)
+    height: int = Field(512, ge=64, le=2048, multiple_of=8)
+    negative_prompt: str = "lowres, bad anatomy, bad hands, text, watermark, blurry, deformed, extra limbs"
+    safety_checker: bool = True  # used when the model ships one
+    cpu_offload: Literal["auto", "true", "false"] | bool = "auto"  # auto = on for GPUs under 8 GB
+    output_dir: Path | None = None  # null = <data_dir>/images
+    refine_prompt: bool = True  # let the chat model (when one is configured) polish the SD prompt
+    route_with_model: bool = True  # ambiguous requests: ask the chat model whether a picture is wanted
+
+
 class ApiSettings(_Section):
     enabled: bool = True
     api_key_env: str = "WULEWULE_API_KEY"
@@ -131,6 +227,9 @@ class Settings(_Section):
     knowledge: KnowledgeSettings = Field(default_factory=KnowledgeSettings)
     rag: RagSettings = Field(default_factory=RagSettings)
     llm: LlmSettings = Field(default_factory=LlmSettings)
+    asr: AsrSettings = Field(default_factory=AsrSettings)
+    tts: TtsSettings = Field(default_factory=TtsSettings)
+    image: ImageSettings = Field(default_factory=ImageSettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
 
     def resolve(self, path: Path) -> Path:
@@ -145,6 +244,11 @@ class Settings(_Section):
     def user_kb_dir(self) -> Path:
         user = self.knowledge.user_dir
         return self.resolve(user) if user is not None else self.data_dir / "user_kb"
+
+    @property
+    def image_dir(self) -> Path:
+        out = self.image.output_dir
+        return self.resolve(out) if out is not None else self.data_dir / "images"
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
