@@ -124,7 +124,7 @@ class LlmSettings(_Section):
 class FunasrSettings(_Section):
     """FunASR: Paraformer-zh + VAD + punctuation by default; SenseVoiceSmall by setting ``model``."""
 
-    model: str = "iic/speech_paraformer-large_asr_nat-zh-cn-16k-common-vocab8404-pytorch"
+    model: str = "iic/speech_seaco_paraformer_large_asr_nat-zh-cn-16k-common-vocab8404-pytorch"
     vad_model: str = "iic/speech_fsmn_vad_zh-cn-16k-common-pytorch"  # empty = no VAD stage
     punc_model: str = "iic/punc_ct-transformer_cn-en-common-vocab471067-large"  # empty = no punctuation
     device: str = "auto"  # auto | cpu | cuda | cuda:1
