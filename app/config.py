@@ -156,7 +156,7 @@ class AsrSettings(_Section):
 
 
 class ChatTTSSettings(_Section):
-    model: str = "models/ChatTTS"  # a local dir holding asset/ (see README), or a hub id found in the cache
+    model: str = "2Noise/ChatTTS"  # hub id found in models/ (python -m app download tts), or a dir holding asset/
     device: str = "auto"
     speaker: Path = Path("assets/voices/monkey_king.pt")  # the shipped Monkey-King speaker embedding
     temperature: float = Field(0.3, gt=0, le=2)
@@ -195,7 +195,7 @@ class LoraSettings(_Section):
 class ImageSettings(_Section):
     # auto: draw when the base model is present, else answer drawing requests with how to download one
     backend: Literal["auto", "diffusers"] = "auto"
-    model: str = "models/stable-diffusion-v1-5"  # local dir or hub id (diffusers layout)
+    model: str = "stable-diffusion-v1-5/stable-diffusion-v1-5"  # hub id (found in models/) or local dir
     family: Literal["sd15", "sdxl"] = "sd15"
     device: str = "auto"  # auto | cpu | cuda | mps
     dtype: Literal["auto", "float32", "float16", "bfloat16"] = "auto"

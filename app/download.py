@@ -96,6 +96,85 @@ INTERNLM2_5_1_8B_GGUF = ModelSpec(
     size="~1.2 GB",
 )
 
+# -- voice in: FunASR (the design's engine) and Whisper (CPU laptops, English) ------------------------
+_FUNASR_DONE = ("config.yaml", "model.pt", "tokens.json|tokens.txt|*.bpe.model")
+PARAFORMER_ZH = ModelSpec(
+    key="asr.funasr.model",
+    local_dir="iic/speech_seaco_paraformer_large_asr_nat-zh-cn-16k-common-vocab8404-pytorch",
+    repos={"modelscope": "iic/speech_seaco_paraformer_large_asr_nat-zh-cn-16k-common-vocab8404-pytorch"},
+    done_when=_FUNASR_DONE,
+    size="~950 MB",
+)
+FSMN_VAD = ModelSpec(
+    key="asr.funasr.vad_model",
+    local_dir="iic/speech_fsmn_vad_zh-cn-16k-common-pytorch",
+    repos={"modelscope": "iic/speech_fsmn_vad_zh-cn-16k-common-pytorch", "huggingface": "funasr/fsmn-vad"},
+    done_when=("config.yaml", "model.pt"),
+    size="~2 MB",
+)
+CT_PUNC = ModelSpec(
+    key="asr.funasr.punc_model",
+    local_dir="iic/punc_ct-transformer_cn-en-common-vocab471067-large",
+    repos={"modelscope": "iic/punc_ct-transformer_cn-en-common-vocab471067-large", "huggingface": "funasr/ct-punc"},
+    done_when=("config.yaml", "model.pt"),
+    size="~1.1 GB",
+)
+SENSEVOICE_SMALL = ModelSpec(
+    key="asr.funasr.model",
+    local_dir="iic/SenseVoiceSmall",
+    repos={"modelscope": "iic/SenseVoiceSmall", "huggingface": "FunAudioLLM/SenseVoiceSmall"},
+    done_when=_FUNASR_DONE,
+    size="~900 MB",
+)
+FASTER_WHISPER_BASE = ModelSpec(
+    key="asr.whisper.model",
+    local_dir="Systran/faster-whisper-base",
+    repos={"huggingface": "Systran/faster-whisper-base"},
+    done_when=("model.bin", "config.json", "tokenizer.json"),
+    size="~145 MB",
+)
+# -- voice out ---------------------------------------------------------------------------------------
+CHATTTS = ModelSpec(
+    key="tts.chattts.model",
+    local_dir="2Noise/ChatTTS",
+    repos={"huggingface": "2Noise/ChatTTS", "modelscope": "AI-ModelScope/ChatTTS"},
+    files=("asset/*", "asset/gpt/*", "asset/tokenizer/*", "config/*"),
+    done_when=("asset/gpt/config.json", "asset/gpt/model.safetensors", "asset/DVAE*.safetensors", "asset/Vocos*"),
+    size="~1.1 GB",
+)
+# -- drawing -----------------------------------------------------------------------------------------
+SD15 = ModelSpec(
+    key="image.model",
+    local_dir="stable-diffusion-v1-5/stable-diffusion-v1-5",
+    repos={
+        "huggingface": "stable-diffusion-v1-5/stable-diffusion-v1-5",
+        "modelscope": "AI-ModelScope/stable-diffusion-v1-5",
+    },
+    # The full-precision safetensors only (the repo also carries .ckpt, .bin and fp16 copies).
+    files=(
+        "model_index.json",
+        "*/config.json",
+        "scheduler/*",
+        "tokenizer/*",
+        "feature_extractor/*",
+        "unet/diffusion_pytorch_model.safetensors",
+        "vae/diffusion_pytorch_model.safetensors",
+        "text_encoder/model.safetensors",
+        "safety_checker/model.safetensors",
+    ),
+    done_when=("model_index.json", "unet/diffusion_pytorch_model.safetensors", "vae/*.safetensors"),
+    size="~5.2 GB",
+)
+LCM_LORA_SD15 = ModelSpec(
+    key="image.fast_lora",
+    local_dir="latent-consistency/lcm-lora-sdv1-5",
+    repos={"huggingface": "latent-consistency/lcm-lora-sdv1-5"},
+    files=("pytorch_lora_weights.safetensors",),
+    done_when=("pytorch_lora_weights.safetensors",),
+    file="pytorch_lora_weights.safetensors",
+    size="~135 MB",
+)
+
 PRESETS: dict[str, Preset] = {
     p.name: p
     for p in (
@@ -110,6 +189,34 @@ PRESETS: dict[str, Preset] = {
             "InternLM2.5-1.8B-chat as a 4-bit GGUF (llama.cpp, runs on a laptop CPU) with bce embedding",
             (INTERNLM2_5_1_8B_GGUF, BCE_EMBEDDING),
             {"llm.backend": "llamacpp"},
+        ),
+        Preset(
+            "asr",
+            "FunASR voice input: SeACo-Paraformer-zh (takes hotwords) with fsmn-vad and ct-punc punctuation",
+            (PARAFORMER_ZH, FSMN_VAD, CT_PUNC),
+            {"asr.backend": "funasr"},
+        ),
+        Preset(
+            "asr-sensevoice",
+            "FunASR voice input with SenseVoiceSmall (Chinese, English, Cantonese, Japanese, Korean; fast on CPU)",
+            (SENSEVOICE_SMALL, FSMN_VAD),
+            {"asr.backend": "funasr", "asr.funasr.punc_model": ""},
+        ),
+        Preset(
+            "asr-cpu",
+            "faster-whisper base (CTranslate2 int8): voice input on a laptop CPU, English and Chinese",
+            (FASTER_WHISPER_BASE,),
+            {"asr.backend": "whisper"},
+        ),
+        Preset(
+            "tts", "ChatTTS voice replies (GPU recommended; CPU works, slowly)", (CHATTTS,), {"tts.backend": "chattts"}
+        ),
+        Preset("image", "Stable Diffusion 1.5 for drawing the Destined One (add your LoRA: image.lora.path)", (SD15,)),
+        Preset(
+            "image-fast",
+            "Stable Diffusion 1.5 + LCM-LoRA: pictures in 4 steps, for CPUs and small GPUs",
+            (SD15, LCM_LORA_SD15),
+            {"image.fast": "true"},
         ),
     )
 }
