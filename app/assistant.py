@@ -132,6 +132,7 @@ class Assistant:
         self._retriever: HybridRetriever | None = None
         self._answerer: Answerer | None = answerer
         self._extractive: ExtractiveAnswerer | None = None
+        self.startup_notices: list[str] = []  # problems found while loading, shown to the player once
 
     # -- setup -------------------------------------------------------------------------------
 
@@ -173,7 +174,12 @@ class Assistant:
                 source_base=REPO_ROOT,
             )
             dense = None
-            if emb_path is not None:
+            if index.cache_error:
+                self.startup_notices.append(
+                    f"知识库索引无法写入磁盘（{index.cache_error}），本次在内存中运行，向量检索关闭。"
+                    f"检查 {self.settings.data_dir} 是否可写、磁盘是否已满。"
+                )
+            elif emb_path is not None:
                 dense = DenseIndex(emb_path, index.directory / "chroma", rag.embedding.device, rag.embedding.batch_size)
             reranker = None
             if self._reranker_loc and self._reranker_loc.path is not None:
@@ -286,6 +292,7 @@ class Assistant:
             f"知识库 {len(index.documents)} 条 / {len(index.chunks)} 段",
             "检索 BM25" + (" + 向量" if retriever.dense else "") + (" + 重排" if retriever.reranker else ""),
             f"回答 {self.answerer.name}",
+            *(f"⚠️ {n}" for n in self.startup_notices),
         ]
         return " · ".join(parts)
 

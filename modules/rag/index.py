@@ -75,6 +75,7 @@ class KnowledgeIndex:
         self.tokenizer = tokenizer
         self.directory = directory
         self.built = built  # True when this process built it, False when loaded from cache
+        self.cache_error = ""  # why the cache could not be written (the index then lives in memory only)
         self.entities = EntityMatcher(documents)
         self.docs_by_id = {d.doc_id: d for d in documents}
         self.chunks_by_doc: dict[str, list[Chunk]] = {}
@@ -127,6 +128,35 @@ class KnowledgeIndex:
         texts = [index_text(c, docs_by_id[c.doc_id]) for c in chunks]
         bm25 = BM25Index.build([tokenizer.tokens(t) for t in texts])
 
+        try:
+            final = cls._write_cache(cache_dir, key, settings, documents, chunks, bm25, texts)
+        except OSError as exc:
+            # An unwritable data dir or a full disk must not stop the app: the index is in memory
+            # already; only the cache (and the dense vectors, which live on disk) are lost.
+            log.warning("could not write the index cache under %s (%s); running from memory, BM25 only", cache_dir, exc)
+            index = cls(documents, chunks, bm25, tokenizer, cache_dir / key, built=True)
+            index.cache_error = f"{type(exc).__name__}: {exc.strerror or exc}"
+            return index
+        log.info(
+            "built knowledge index: %d documents, %d chunks in %.1f s (%s)",
+            len(documents),
+            len(chunks),
+            time.perf_counter() - started,
+            final,
+        )
+        return cls(documents, chunks, bm25, tokenizer, final, built=True)
+
+    @staticmethod
+    def _write_cache(
+        cache_dir: Path,
+        key: str,
+        settings: IndexSettings,
+        documents: list[Document],
+        chunks: list[Chunk],
+        bm25: BM25Index,
+        texts: list[str],
+    ) -> Path:
+        """Write the index to a temp dir, then rename it into place: a reader never sees half an index."""
         cache_dir.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{key}-", dir=cache_dir))
         try:
@@ -149,14 +179,7 @@ class KnowledgeIndex:
         for old in cache_dir.iterdir():
             if old.is_dir() and old.name != key and not old.name.startswith("."):
                 shutil.rmtree(old, ignore_errors=True)
-        log.info(
-            "built knowledge index: %d documents, %d chunks in %.1f s (%s)",
-            len(documents),
-            len(chunks),
-            time.perf_counter() - started,
-            final,
-        )
-        return cls(documents, chunks, bm25, tokenizer, final, built=True)
+        return final
 
 
 def _document_to_json(doc: Document) -> dict[str, object]:
