@@ -36,7 +36,14 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="start the web app (the default command)")
     serve.add_argument("--host", help="bind address (default app.host, 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port (default app.port, 7860)")
-    serve.add_argument("--share", action="store_true", help="also open a public gradio share link")
+    serve.add_argument("--share", action="store_true", help="also open a public gradio share link (needs a login)")
+    serve.add_argument(
+        "--auth",
+        action="append",
+        default=[],
+        metavar="USER:PASSWORD",
+        help="require this login (repeatable); required off loopback. Prefer the WULEWULE_AUTH variable",
+    )
 
     ask = sub.add_parser("ask", help="answer one question")
     ask.add_argument("question")
@@ -111,7 +118,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
         settings.app.port = args.port
     if getattr(args, "share", False):
         settings.app.share = True
-    launch(settings)
+    launch(settings, auth_flags=getattr(args, "auth", []))
     return 0
 
 

@@ -6,7 +6,7 @@ import html
 import logging
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import gradio as gr
@@ -135,8 +135,12 @@ def build_ui(assistant: Assistant, settings: Settings) -> gr.Blocks:
     return demo
 
 
-def launch(settings: Settings) -> None:
+def launch(settings: Settings, auth_flags: Sequence[str] = ()) -> None:
     """Load everything, then serve until interrupted: the web app, and the /v1 API beside it (api.enabled)."""
+    from app.access import web_logins
+
+    # Before loading anything: refusing to start should not wait for the index to build.
+    logins = web_logins(settings.app.host, settings.app.share, auth_flags, settings.app.auth_env, os.environ)
     serve_api = settings.api.enabled and not settings.app.share
     api_key = None
     if serve_api:
@@ -150,7 +154,7 @@ def launch(settings: Settings) -> None:
     demo = build_ui(assistant, settings)
     log.info("assistant ready in %.1f s: %s", time.perf_counter() - started, assistant.status_line())
     if serve_api:
-        _serve_with_api(settings, assistant, demo, api_key)
+        _serve_with_api(settings, assistant, demo, api_key, logins)
         return
     if settings.api.enabled:
         # The share tunnel is made by gradio's own server, which only knows the Blocks.
@@ -161,10 +165,23 @@ def launch(settings: Settings) -> None:
         share=settings.app.share,
         show_error=True,
         footer_links=["api"],
+        auth=logins,
+        max_file_size=upload_limit(settings),
     )
 
 
-def _serve_with_api(settings: Settings, assistant: Assistant, demo: gr.Blocks, api_key: str | None) -> None:
+def upload_limit(settings: Settings) -> str:
+    """The largest upload gradio accepts (audio recordings and files), from asr.max_upload_mb."""
+    return f"{settings.asr.max_upload_mb:g}mb"
+
+
+def _serve_with_api(
+    settings: Settings,
+    assistant: Assistant,
+    demo: gr.Blocks,
+    api_key: str | None,
+    logins: list[tuple[str, str]] | None,
+) -> None:
     """The web app and the OpenAI-compatible API on one host and port, served by uvicorn."""
     import uvicorn
     from fastapi import FastAPI
@@ -176,7 +193,15 @@ def _serve_with_api(settings: Settings, assistant: Assistant, demo: gr.Blocks, a
     app = FastAPI(title=TITLE, docs_url=None, redoc_url=None, openapi_url=None)
     add_openai_api(app, assistant, backend=assistant.answerer.name, api_key=api_key)
     app = gr.mount_gradio_app(
-        app, demo, path="/", server_name=host, server_port=port, show_error=True, footer_links=["api"]
+        app,
+        demo,
+        path="/",
+        server_name=host,
+        server_port=port,
+        show_error=True,
+        footer_links=["api"],
+        auth=logins,
+        max_file_size=upload_limit(settings),
     )
     log.info(
         "serving the web app at http://%s:%d/ and the OpenAI-compatible API at /v1 (%s)",
