@@ -1,5 +1,25 @@
-"""Speech in: audio -> text (FunASR, faster-whisper), behind the SpeechRecognizer seam."""
+"""Speech in: audio -> text (FunASR, faster-whisper), behind the SpeechRecognizer seam.
 
-from modules.asr.base import SpeechRecognizer, Transcript, TranscriptSegment
+The app builds one ``SpeechPipeline(settings.asr, game_vocabulary(documents), REPO_ROOT)`` and calls
+``transcribe(audio)``; heavy libraries load only when a pipeline first needs them.
+"""
 
-__all__ = ["SpeechRecognizer", "Transcript", "TranscriptSegment"]
+from modules.asr.audio import AudioError, load_audio
+from modules.asr.base import RecognitionError, SpeechRecognizer, Transcript, TranscriptSegment
+from modules.asr.recognize import BackendStatus, NoSpeechError, SpeechPipeline, backend_status, create_recognizer
+from modules.asr.terms import game_vocabulary
+
+__all__ = [
+    "AudioError",
+    "BackendStatus",
+    "NoSpeechError",
+    "RecognitionError",
+    "SpeechPipeline",
+    "SpeechRecognizer",
+    "Transcript",
+    "TranscriptSegment",
+    "backend_status",
+    "create_recognizer",
+    "game_vocabulary",
+    "load_audio",
+]

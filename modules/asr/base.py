@@ -16,6 +16,7 @@ class TranscriptSegment:
     text: str
     start: float  # seconds from the start of the clip
     end: float
+    language: str | None = None  # what the recogniser heard ("zh", "en"), when it knows
 
 
 @dataclass(frozen=True)
@@ -25,6 +26,12 @@ class Transcript:
     text: str
     raw_text: str
     language: str | None = None
+    audio_seconds: float = 0.0  # how long the recording was (after loading, before trimming)
+    backend: str = ""  # which recogniser heard it
+
+
+class RecognitionError(RuntimeError):
+    """A recogniser that failed while running (not bad audio: that is ``AudioError``)."""
 
 
 @runtime_checkable
