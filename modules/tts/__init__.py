@@ -1,5 +1,5 @@
 """Speech out: text -> audio chunks (ChatTTS, espeak-ng), behind the SpeechSynthesizer seam."""
 
-from modules.tts.base import SpeechSynthesizer
+from modules.tts.base import SpeechSynthesisError, SpeechSynthesizer
 
-__all__ = ["SpeechSynthesizer"]
+__all__ = ["SpeechSynthesisError", "SpeechSynthesizer"]
