@@ -7,6 +7,10 @@ from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 
+class ImageGenerationError(RuntimeError):
+    """Drawing failed; the message says why and what to do, fit to show the player."""
+
+
 @dataclass(frozen=True)
 class ImageRequest:
     """Everything needed to draw (and redraw) a picture."""
@@ -30,6 +34,8 @@ class ImageRequest:
 
 @dataclass(frozen=True)
 class ImageProgress:
+    """Denoising progress: ``step`` of ``total`` done (0 = the model is loaded and the render starts)."""
+
     step: int
     total: int
 
@@ -42,7 +48,10 @@ class GeneratedImage:
     request: ImageRequest
     seed: int
     model: str
-    lora: str | None = None
+    lora: str | None = None  # "<file name>:<scale>" of the style LoRA that drew it
+    scheduler: str = ""  # the sampler, named as A1111 names it ("DPM++ 2M Karras")
+    nsfw: bool = False  # the model's safety checker blanked the picture
+    elapsed_s: float = 0.0  # render time, model loading excluded
 
 
 @runtime_checkable

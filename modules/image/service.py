@@ -1,0 +1,77 @@
+"""Which drawing backend the settings give, and whether it can draw on this machine."""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from app.config import ImageSettings
+from modules.image.base import ImageGenerator
+from modules.model_files import ModelNotFoundError
+
+log = logging.getLogger(__name__)
+
+NO_IMAGE_MODEL = (
+    "还没有安装画图模型，俺老孙暂时画不了。运行 `python -m app download image` 下载 Stable Diffusion 1.5"
+    "（约 4 GB），或把 image.model 指向本地的 diffusers 模型目录。"
+    " (No image model installed: run `python -m app download image`, or point image.model at a local diffusers model.)"
+)
+
+
+@dataclass(frozen=True)
+class ImageBackendStatus:
+    """What ``python -m app doctor`` and the UI say about drawing."""
+
+    available: bool
+    backend: str  # "diffusers", or "" when drawing is off
+    model: str  # image.model as configured
+    path: Path | None  # where the model was found
+    detail: str  # one line for the player: what is used, or what is missing and how to fix it
+
+
+def backend_status(settings: ImageSettings, repo_root: Path) -> ImageBackendStatus:
+    """Whether a picture can be drawn, without loading anything heavy."""
+    from modules.image.diffusers_gen import INSTALL_HINT, resolve_lora_file, resolve_model_dir
+
+    missing = [name for name in ("diffusers", "torch", "peft") if importlib.util.find_spec(name) is None]
+    if missing:
+        return ImageBackendStatus(False, "", settings.model, None, f"missing {', '.join(missing)}: {INSTALL_HINT}")
+    try:
+        path = resolve_model_dir(settings, repo_root)
+    except ModelNotFoundError as exc:
+        return ImageBackendStatus(False, "", settings.model, None, str(exc))
+    extras = []
+    for key, label, spec in (
+        ("image.lora.path", "LoRA", settings.lora.path),
+        ("image.fast_lora", "LCM-LoRA", settings.fast_lora),
+    ):
+        if spec:
+            try:
+                extras.append(f"{label} {resolve_lora_file(spec, key, repo_root).name}")
+            except ModelNotFoundError as exc:
+                return ImageBackendStatus(False, "diffusers", settings.model, path, str(exc))
+    detail = f"diffusers {settings.family} from {path}" + (f" + {', '.join(extras)}" if extras else "")
+    return ImageBackendStatus(True, "diffusers", settings.model, path, detail)
+
+
+def create_generator(settings: ImageSettings, repo_root: Path) -> ImageGenerator | None:
+    """The configured drawing backend, not yet loaded; None when backend=auto and no model is installed.
+
+    backend=diffusers with a missing model or library raises (ModelNotFoundError / ImportError) with the
+    fix in the message; a LoRA that is configured but missing raises in both modes, since the player
+    asked for it by name.
+    """
+    if settings.backend == "auto":
+        status = backend_status(settings, repo_root)
+        if not status.available and status.path is None:
+            log.info("drawing is off: %s", status.detail)
+            return None
+    elif importlib.util.find_spec("diffusers") is None:
+        from modules.image.diffusers_gen import INSTALL_HINT
+
+        raise ImportError(f"image.backend=diffusers needs diffusers: {INSTALL_HINT}")
+    from modules.image.diffusers_gen import DiffusersGenerator
+
+    return DiffusersGenerator(settings, repo_root)
