@@ -21,6 +21,7 @@ from app.followup import leans_on_context, resolve_followup
 from llm.base import Answerer, ChatModelError, ChatTurn
 from llm.extractive import ExtractiveAnswerer
 from llm.grounded import GroundedAnswerer
+from modules.asr.base import Transcript
 from modules.model_files import ModelLocation, ModelNotFoundError, locate_model
 from modules.rag.dense import DenseIndex
 from modules.rag.index import IndexSettings, KnowledgeIndex
@@ -85,9 +86,19 @@ class Answer:
     backend: str
     notices: list[str] = field(default_factory=list)
     latency_ms: float = 0.0
+    intent: str = "chat"  # "chat" or "image" (a drawing request)
+    transcript: Transcript | None = None  # when the question was spoken
+    image: dict[str, object] | None = None  # a drawn picture: path, prompt, seed, model, lora
 
     def to_dict(self) -> dict[str, object]:
+        extra: dict[str, object] = {}
+        if self.transcript is not None:
+            extra["transcript"] = {"text": self.transcript.text, "raw_text": self.transcript.raw_text}
+        if self.image is not None:
+            extra["image"] = self.image
         return {
+            "intent": self.intent,
+            **extra,
             "question": self.question,
             "standalone_question": self.standalone_question,
             "answer": self.answer,

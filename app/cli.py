@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from app.config import ConfigError, Settings, load_settings
+from app.config import REPO_ROOT, ConfigError, Settings, load_settings
 from llm.base import ChatModelError
 from modules.model_files import ModelNotFoundError
 
@@ -45,9 +45,33 @@ def build_parser() -> argparse.ArgumentParser:
         help="require this login (repeatable); required off loopback. Prefer the WULEWULE_AUTH variable",
     )
 
-    ask = sub.add_parser("ask", help="answer one question")
-    ask.add_argument("question")
+    ask = sub.add_parser("ask", help="answer one question (typed, or spoken with --audio)")
+    ask.add_argument("question", nargs="?", default="")
+    ask.add_argument("--audio", type=Path, help="a recording of the question (wav, mp3, webm, ogg …)")
     ask.add_argument("--json", action="store_true", help="print one JSON object")
+
+    tr = sub.add_parser("transcribe", help="speech to text, with game names corrected")
+    tr.add_argument("file", type=Path)
+    tr.add_argument("--json", action="store_true", help="print one JSON object with text and raw_text")
+
+    say = sub.add_parser("say", help="speak a text in the Monkey-King voice into a WAV file")
+    say.add_argument("text")
+    say.add_argument("-o", "--output", type=Path, required=True, help="the WAV file to write")
+    say.add_argument("--json", action="store_true", help="print one JSON object")
+
+    draw = sub.add_parser("draw", help="draw a picture from a sentence (Stable Diffusion + LoRA)")
+    draw.add_argument("request")
+    draw.add_argument("-o", "--output", type=Path, required=True, help="the PNG file to write")
+    draw.add_argument("--seed", type=int, help="the seed (default: random; printed, to redraw the same picture)")
+    draw.add_argument("--json", action="store_true", help="print one JSON object")
+
+    voice = sub.add_parser("voice", help="voice tools for maintainers")
+    voice_sub = voice.add_subparsers(dest="voice_command", required=True)
+    aud = voice_sub.add_parser("audition", help="render a line with candidate ChatTTS speakers; ship the chosen one")
+    aud.add_argument("--line", default="俺老孙来也！天命人，黑风山的黑熊精就在前头，小心它的扑击。")
+    aud.add_argument("-n", type=int, default=8, help="how many candidate speakers to render")
+    aud.add_argument("--out", type=Path, default=Path(".wulewule/audition"), help="where the candidates go")
+    aud.add_argument("--choose", type=int, help="save candidate K as the shipped voice (tts.chattts.speaker)")
 
     ev = sub.add_parser("eval", help="measure answers on a JSONL file of {q, keys}")
     ev.add_argument("file", type=Path)
@@ -74,7 +98,14 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    quiet = args.command in ("ask", "eval", "kb")  # their stdout is the product; keep stderr calm
+    quiet = args.command in (
+        "ask",
+        "eval",
+        "kb",
+        "transcribe",
+        "say",
+        "draw",
+    )  # their stdout is the product; keep stderr calm
     level = logging.DEBUG if args.verbose else logging.WARNING if quiet else logging.INFO
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     for noisy in ("bm25s", "httpx", "urllib3", "chromadb", "jieba"):
@@ -85,7 +116,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         if command == "serve":
             return _serve(settings, args)
         if command == "ask":
-            return _ask(settings, args.question, args.json)
+            return _ask(settings, args.question, args.audio, args.json)
+        if command == "transcribe":
+            return _transcribe(settings, args.file, args.json)
+        if command == "say":
+            return _say(settings, args.text, args.output, args.json)
+        if command == "draw":
+            return _draw(settings, args.request, args.output, args.seed, args.json)
+        if command == "voice":
+            return _audition(settings, args)
         if command == "eval":
             return _eval(settings, args.file, args.json, args.show_misses)
         if command == "ingest":
@@ -99,6 +138,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ConfigError, ModelNotFoundError, ChatModelError) as exc:
         print(f"wulewule: error: {exc}", file=sys.stderr)
         return 2
+    except CommandFailed as exc:
+        print(f"wulewule: {exc}", file=sys.stderr)
+        return 1
     parser.error(f"unknown command {args.command!r}")
     return 2
 
@@ -122,11 +164,35 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-def _ask(settings: Settings, question: str, as_json: bool) -> int:
-    answer = _assistant(settings).ask(question)
+class CommandFailed(RuntimeError):
+    """The command could not do its job for a reason the player can act on (bad audio, no model)."""
+
+
+def _companion(settings: Settings):  # noqa: ANN202 - keeps the import lazy for fast --help
+    from app.companion import Companion
+
+    return Companion(settings)
+
+
+def _ask(settings: Settings, question: str, audio: Path | None, as_json: bool) -> int:
+    from app.assistant import Answer
+
+    if audio is not None and not audio.is_file():
+        raise CommandFailed(f"no such audio file: {audio}")
+    if audio is None and not question.strip() and not as_json:
+        raise CommandFailed("ask what? e.g. python -m app ask 黑熊精在哪里打？ (or --audio question.wav)")
+    answer = None
+    for event in _companion(settings).turn(text=question, audio=audio, speak=False):
+        if isinstance(event, Answer):
+            answer = event
+    assert answer is not None
+    if audio is not None and answer.transcript is None and not as_json:
+        raise CommandFailed("; ".join(answer.notices) or "the recording could not be understood")
     if as_json:
         print(json.dumps(answer.to_dict(), ensure_ascii=False))
         return 0
+    if answer.transcript is not None:
+        print(f"🎤 {answer.transcript.text}")
     for notice in answer.notices:
         print(f"（{notice}）")
     print(answer.answer)
@@ -135,6 +201,92 @@ def _ask(settings: Settings, question: str, as_json: bool) -> int:
         for s in answer.sources:
             section = f" · {s.section}" if s.section else ""
             print(f"  [{s.index}] {s.title}{section} — {s.source}")
+    return 0
+
+
+def _transcribe(settings: Settings, path: Path, as_json: bool) -> int:
+    from modules.asr.audio import AudioError
+
+    if not path.is_file():
+        raise CommandFailed(f"no such audio file: {path}")
+    try:
+        transcript = _companion(settings).hear(path)
+    except AudioError as exc:
+        if as_json:
+            print(json.dumps({"error": str(exc), "code": exc.code}, ensure_ascii=False))
+        raise CommandFailed(str(exc)) from None
+    if as_json:
+        out = {"text": transcript.text, "raw_text": transcript.raw_text, "language": transcript.language}
+        print(json.dumps(out, ensure_ascii=False))
+    else:
+        print(transcript.text)
+    return 0
+
+
+def _say(settings: Settings, text: str, output: Path, as_json: bool) -> int:
+    from modules.rag.text import mostly_english
+    from modules.tts.service import synthesize, write_wav
+
+    companion = _companion(settings)
+    voice = companion.voice
+    if voice is None:
+        raise CommandFailed(f"no voice: {companion.voice_unavailable}")
+    clip = synthesize(text, voice, "en" if mostly_english(text) else "zh")
+    write_wav(clip, output)
+    if as_json:
+        out = {"path": str(output), "seconds": round(clip.seconds, 3), "sample_rate": clip.sample_rate}
+        print(json.dumps({**out, "backend": voice.name}, ensure_ascii=False))
+    else:
+        print(f"wrote {output} ({clip.seconds:.1f} s, {voice.name})")
+    return 0
+
+
+def _draw(settings: Settings, request: str, output: Path, seed: int | None, as_json: bool) -> int:
+    from modules.image.base import GeneratedImage, ImageGenerationError
+    from modules.image.png import save_png
+    from modules.image.prompt import build_prompt
+    from modules.image.service import NO_IMAGE_MODEL
+
+    companion = _companion(settings)
+    try:
+        drawer = companion.drawer
+    except (ImageGenerationError, ImportError) as exc:
+        raise CommandFailed(str(exc)) from None
+    if drawer is None:
+        raise CommandFailed(NO_IMAGE_MODEL)
+    from modules.image.prompt import kb_names
+
+    names = kb_names(companion.assistant.retriever.index.documents)
+    plan = build_prompt(request, settings.image, names=names, trigger_words=getattr(drawer, "trigger_words", None))
+    req = drawer.request_for(plan.prompt, negative_prompt=plan.negative_prompt, seed=seed)
+    result = None
+    try:
+        for item in drawer.generate(req):
+            if isinstance(item, GeneratedImage):
+                result = item
+            elif not as_json:
+                print(f"\r  step {item.step}/{item.total}", end="", file=sys.stderr, flush=True)
+    except ImageGenerationError as exc:
+        raise CommandFailed(str(exc)) from None
+    if result is None:
+        raise CommandFailed("the picture was not finished")
+    saved = save_png(result, output.parent, name=output.name)
+    info = {"path": str(saved), "prompt": plan.prompt, "negative_prompt": plan.negative_prompt, "seed": result.seed}
+    info |= {"model": result.model, "lora": result.lora}
+    if as_json:
+        print(json.dumps(info, ensure_ascii=False))
+    else:
+        print(f"\nwrote {saved}\nprompt: {plan.prompt}\nseed: {result.seed}")
+    return 0
+
+
+def _audition(settings: Settings, args: argparse.Namespace) -> int:
+    from modules.tts.audition import run_audition
+
+    out = settings.resolve(args.out)
+    speaker = settings.resolve(settings.tts.chattts.speaker)
+    for line in run_audition(settings.tts, REPO_ROOT, args.line, args.n, out, choose=args.choose, speaker_file=speaker):
+        print(line)
     return 0
 
 
@@ -236,6 +388,19 @@ def _doctor(settings: Settings) -> int:
         print(f"[{mark}] {item.name}: {item.detail}")
         if item.fix:
             print(f"          fix: {item.fix}")
+    from modules.asr.recognize import backend_status as asr_status
+    from modules.image.service import backend_status as image_status
+    from modules.tts.service import backend_status as tts_status
+
+    asr = asr_status(settings.asr, REPO_ROOT)
+    tts = tts_status(settings.tts, REPO_ROOT)
+    image = image_status(settings.image, REPO_ROOT)
+    for ok, name, detail in (
+        (asr.ready, f"voice input (asr.backend={settings.asr.backend})", asr.message),
+        (tts.backend is not None, f"voice replies (tts.backend={settings.tts.backend})", tts.reason),
+        (image.available, f"drawing (image.backend={settings.image.backend})", image.detail),
+    ):
+        print(f"[{'found  ' if ok else 'missing'}] {name}: {detail}")
     roots = assistant.knowledge_roots
     print(f"[found  ] knowledge: {', '.join(str(r) for r in roots)}")
     return 0

@@ -3,17 +3,25 @@
 from __future__ import annotations
 
 import html
+import io
 import logging
 import os
+import shutil
+import threading
 import time
+import wave
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import gradio as gr
+import numpy as np
 
-from app.assistant import Answer, Assistant, Notice, Source, SourcesFound, TextDelta
+from app.assistant import Answer, Assistant, Notice, Source, TextDelta
+from app.companion import Companion, DrawingStep, Drawn, Heard, Routed, SpeechChunk
 from app.config import Settings
 from llm.base import ChatTurn
+from modules.audio_types import AudioClip
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +53,7 @@ def history_turns(history: list[dict[str, Any]]) -> list[ChatTurn]:
             continue
         role = msg.get("role")
         if role in ("user", "assistant"):
-            turns.append(ChatTurn(role, message_text(msg.get("content"))))
+            turns.append(ChatTurn(role, html.unescape(message_text(msg.get("content")))))
     return turns
 
 
@@ -59,22 +67,85 @@ def format_sources(sources: list[Source]) -> str:
     return "\n\n".join(lines)
 
 
-def answer_stream(assistant: Assistant, message: str, history: list[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:
-    """The chatbot's messages after each step of one turn (the UI's streaming handler)."""
+def wav_bytes(clip: AudioClip) -> bytes:
+    """A clip as 16-bit mono WAV bytes: the chunk format gradio's streamed audio output takes as is."""
+    pcm = (np.clip(clip.samples, -1.0, 1.0) * 32767).astype("<i2").tobytes()
+    out = io.BytesIO()
+    with wave.open(out, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(clip.sample_rate)
+        w.writeframes(pcm)
+    return out.getvalue()
+
+
+def show(text: str) -> str:
+    """Text as the chat displays it: Markdown still works, HTML is shown as text and never run."""
+    return html.escape(text, quote=False)
+
+
+def progress_bar(step: int, total: int, width: int = 20) -> str:
+    done = round(width * step / max(total, 1))
+    return f"🎨 绘制中 {step}/{total} " + "▇" * done + "▁" * (width - done)
+
+
+@dataclass
+class TurnView:
+    """The UI's state after each step of a turn: the chat, the newest voice chunk, a new picture."""
+
+    messages: list[dict[str, Any]]
+    audio: bytes | None = None  # the next chunk of the spoken answer
+    picture: Drawn | None = None
+
+
+def turn_views(
+    companion: Companion,
+    message: str,
+    history: list[dict[str, Any]],
+    audio: Any = None,
+    speak: bool = False,
+    cancel: threading.Event | None = None,
+) -> Iterator[TurnView]:
+    """The chat after each event of one turn (typed or spoken). Nothing said so far is ever lost."""
     turns = history_turns(history)
-    messages = [*history, {"role": "user", "content": message}]
+    messages = list(history or [])
+    if audio is None:
+        messages.append({"role": "user", "content": show(message)})
     answer_msg: dict[str, Any] = {"role": "assistant", "content": ""}
-    messages.append(answer_msg)
-    yield messages
+    status_msg: dict[str, Any] | None = None
+    yield TurnView(messages)
     try:
-        for event in assistant.ask_stream(message, turns):
-            if isinstance(event, Notice):
-                messages.insert(-1, {"role": "assistant", "content": event.text, "metadata": {"title": "ℹ️ 提示"}})
+        for event in companion.turn(text=message, audio=audio, history=turns, speak=speak, cancel=cancel):
+            if isinstance(event, Heard):
+                # The corrected transcript stands in for what the player would have typed.
+                heard = event.transcript
+                messages.append({"role": "user", "content": show(heard.text)})
+                if heard.raw_text != heard.text:
+                    title = "🎤 识别原文（已按游戏名词校正）"
+                    messages.append(
+                        {"role": "assistant", "content": show(heard.raw_text), "metadata": {"title": title}}
+                    )
+                yield TurnView(messages)
+            elif isinstance(event, Routed):
+                messages.append(answer_msg)
+            elif isinstance(event, Notice):
+                note = {"role": "assistant", "content": show(event.text), "metadata": {"title": "ℹ️ 提示"}}
+                messages.insert(len(messages) - (1 if answer_msg in messages else 0), note)
+                yield TurnView(messages)
             elif isinstance(event, TextDelta):
-                answer_msg["content"] += event.text
-                yield messages
-            elif isinstance(event, SourcesFound):
-                pass
+                answer_msg["content"] += show(event.text)
+                yield TurnView(messages)
+            elif isinstance(event, SpeechChunk):
+                yield TurnView(messages, audio=wav_bytes(event.clip))
+            elif isinstance(event, DrawingStep):
+                if status_msg is None:
+                    status_msg = {"role": "assistant", "content": "", "metadata": {"title": "🎨 作画进度"}}
+                    messages.append(status_msg)
+                status_msg["content"] = progress_bar(event.step, event.total)
+                yield TurnView(messages)
+            elif isinstance(event, Drawn):
+                messages.append({"role": "assistant", "content": {"path": str(event.path), "alt_text": event.prompt}})
+                yield TurnView(messages, picture=event)
             elif isinstance(event, Answer) and event.sources:
                 messages.append(
                     {
@@ -84,55 +155,138 @@ def answer_stream(assistant: Assistant, message: str, history: list[dict[str, An
                     }
                 )
     except Exception as exc:  # the conversation must survive any backend failure
-        log.exception("answering failed")
-        answer_msg["content"] += f"\n\n⚠️ 出错了，这个问题没能回答完：{exc}。对话记录还在，可以再试一次。"
-    yield messages
+        log.exception("the turn failed")
+        if answer_msg not in messages:
+            messages.append(answer_msg)
+        answer_msg["content"] += f"\n\n⚠️ 出错了，这一轮没能完成：{exc}。对话记录还在，可以再试一次。"
+    if answer_msg in messages and not answer_msg["content"]:
+        messages.remove(answer_msg)
+    yield TurnView(messages)
 
 
-def build_ui(assistant: Assistant, settings: Settings) -> gr.Blocks:
-    with gr.Blocks(title=TITLE, fill_height=True) as demo:
+def answer_stream(assistant: Assistant, message: str, history: list[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:
+    """The chatbot's messages after each step of a typed turn (text only)."""
+    for view in turn_views(Companion(assistant.settings, assistant), message, history):
+        yield view.messages
+
+
+def build_ui(companion: Companion, settings: Settings) -> gr.Blocks:
+    assistant = companion.assistant
+    streaming_audio = shutil.which("ffmpeg") is not None  # gradio encodes streamed audio with ffmpeg
+    with gr.Blocks(title=TITLE, fill_height=True, delete_cache=(3600, 3600)) as demo:
         gr.Markdown(f"# {TITLE}\n{INTRO}")
-        status = gr.Markdown(f"<sub>状态：{html.escape(assistant.status_line())}</sub>", elem_id="status")
-        chatbot = gr.Chatbot(
-            label="对话", height=520, buttons=["copy"], elem_id="chatbot", placeholder="天命人，有什么想问的？"
-        )
-        with gr.Row():
-            box = gr.Textbox(
-                placeholder="问点什么，比如：黄眉在原著里是谁的童子？",
-                show_label=False,
-                scale=8,
-                max_lines=6,
-                elem_id="question",
+        gr.Markdown(f"<sub>状态：{html.escape(assistant.status_line())}</sub>", elem_id="status")
+        pictures = gr.State([])
+        with gr.Tab("对话 Chat"):
+            chatbot = gr.Chatbot(
+                label="对话", height=520, buttons=["copy"], elem_id="chatbot", placeholder="天命人，有什么想问的？"
             )
-            send = gr.Button("发送", variant="primary", scale=1, elem_id="send")
-        with gr.Row():
-            stop = gr.Button("停止", variant="stop", elem_id="stop")
-            clear = gr.Button("清空对话", elem_id="clear")
-        if settings.app.examples:
-            gr.Examples(examples=[[e] for e in settings.app.examples], inputs=[box], label="试试这些")
+            with gr.Row():
+                box = gr.Textbox(
+                    placeholder="问点什么，或者说“画一个雪地里的天命人”",
+                    show_label=False,
+                    scale=8,
+                    max_lines=6,
+                    elem_id="question",
+                )
+                send = gr.Button("发送", variant="primary", scale=1, elem_id="send")
+            with gr.Row():
+                mic = gr.Audio(
+                    sources=["microphone", "upload"],
+                    type="filepath",
+                    label="🎤 语音提问（录完自动发送）",
+                    elem_id="mic",
+                    scale=3,
+                )
+                with gr.Column(scale=2):
+                    speak = gr.Checkbox(value=settings.tts.voice_replies, label="🔊 语音回复", elem_id="speak")
+                    voice_out = gr.Audio(
+                        label="悟空的回答",
+                        streaming=streaming_audio,
+                        autoplay=True,
+                        interactive=False,
+                        elem_id="voice",
+                    )
+                    voice_file = gr.Audio(
+                        label="🔁 完整语音回复（重播 / 下载）", interactive=False, elem_id="voice-file"
+                    )
+            with gr.Row():
+                stop = gr.Button("停止", variant="stop", elem_id="stop")
+                clear = gr.Button("清空对话", elem_id="clear")
+            if settings.app.examples:
+                gr.Examples(examples=[[e] for e in settings.app.examples], inputs=[box], label="试试这些")
+        with gr.Tab("画廊 Gallery"):
+            gallery = gr.Gallery(label="画过的天命人", columns=3, height=520, elem_id="gallery")
 
-        def respond(message: str, history: list[dict[str, Any]]) -> Iterator[tuple[str, list[dict[str, Any]]]]:
-            for messages in answer_stream(assistant, message, history):
-                yield "", messages
+        def respond(
+            message: str, audio: str | None, history: list[dict[str, Any]], voice_on: bool, drawn: list[Any]
+        ) -> Iterator[tuple[Any, ...]]:
+            cancel = threading.Event()
+            chunks: list[bytes] = []
+            skip = gr.skip()
+            messages = history
+            try:
+                for view in turn_views(companion, message, history, audio=audio, speak=voice_on, cancel=cancel):
+                    messages = view.messages
+                    sound: Any = None if streaming_audio else skip
+                    if view.audio is not None:
+                        chunks.append(view.audio)
+                        if streaming_audio:
+                            sound = view.audio
+                    if view.picture is not None:
+                        caption = f"{view.picture.prompt} · seed {view.picture.seed}"
+                        drawn = [*drawn, (str(view.picture.path), caption)]
+                        yield "", None, view.messages, sound, skip, drawn, drawn
+                    else:
+                        yield "", None, view.messages, sound, skip, skip, skip
+            finally:
+                cancel.set()  # a stopped turn stops the picture between steps
+            # The last update carries everything (API clients read it as the result), including the
+            # whole reply as one file: to replay or save it. Without ffmpeg (no streamed audio) that file
+            # is also how the reply is heard.
+            whole = join_wavs(chunks) if chunks else None
+            yield "", None, messages, None if streaming_audio else whole, whole, drawn, drawn
+
+        inputs = [box, mic, chatbot, speak, pictures]
+        outputs = [box, mic, chatbot, voice_out, voice_file, pictures, gallery]
+        submit_evt = box.submit(respond, inputs, outputs, api_name="chat")
+        click_evt = send.click(respond, inputs, outputs, api_name=False)
+        voice_evt = mic.stop_recording(respond, inputs, outputs, api_name="voice")
+        upload_evt = mic.upload(respond, inputs, outputs, api_name=False)
 
         def ask_api(question: str) -> Iterator[dict[str, Any]]:
             """Stream one question's answer: {"answer": text so far, "sources": [...], "done": bool}."""
             text = ""
-            for event in assistant.ask_stream(question):
+            for event in companion.turn(text=question, speak=False):
                 if isinstance(event, TextDelta):
                     text += event.text
                     yield {"answer": text, "sources": [], "done": False}
                 elif isinstance(event, Answer):
                     yield {**event.to_dict(), "done": True}
 
-        submit_evt = box.submit(respond, [box, chatbot], [box, chatbot], api_name="chat")
-        click_evt = send.click(respond, [box, chatbot], [box, chatbot], api_name=False)
-        ask_evt = gr.api(ask_api, api_name="ask")
-        stop.click(None, None, None, cancels=[submit_evt, click_evt], api_name=False)
-        clear.click(lambda: ([], ""), None, [chatbot, box], api_name=False, queue=False)
-        del status, ask_evt
+        gr.api(ask_api, api_name="ask")
+        stop.click(None, None, None, cancels=[submit_evt, click_evt, voice_evt, upload_evt], api_name=False)
+        clear.click(
+            lambda: ([], "", None, None), None, [chatbot, box, voice_out, voice_file], api_name=False, queue=False
+        )
     demo.queue(default_concurrency_limit=settings.app.concurrency_limit, max_size=settings.app.max_queue)
     return demo
+
+
+def join_wavs(chunks: list[bytes]) -> bytes:
+    """WAV chunks of one format joined into one WAV."""
+    frames = []
+    params = None
+    for chunk in chunks:
+        with wave.open(io.BytesIO(chunk)) as w:
+            params = params or w.getparams()
+            frames.append(w.readframes(w.getnframes()))
+    out = io.BytesIO()
+    with wave.open(out, "wb") as w:
+        assert params is not None
+        w.setparams(params)
+        w.writeframes(b"".join(frames))
+    return out.getvalue()
 
 
 def launch(settings: Settings, auth_flags: Sequence[str] = ()) -> None:
@@ -149,9 +303,10 @@ def launch(settings: Settings, auth_flags: Sequence[str] = ()) -> None:
         # Before loading anything: refusing to start should not wait for the index to build.
         api_key = required_api_key(settings.app.host, settings.api.api_key_env, os.environ)
     started = time.perf_counter()
-    assistant = Assistant(settings)
+    companion = Companion(settings)
+    assistant = companion.assistant
     assistant.warm_up()
-    demo = build_ui(assistant, settings)
+    demo = build_ui(companion, settings)
     log.info("assistant ready in %.1f s: %s", time.perf_counter() - started, assistant.status_line())
     if serve_api:
         _serve_with_api(settings, assistant, demo, api_key, logins)

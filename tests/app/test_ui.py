@@ -41,7 +41,9 @@ def test_chat_endpoint_keeps_history_and_shows_sources(app_url: str):
     from gradio_client import Client
 
     client = Client(app_url, verbose=False)
-    box, messages = client.predict("红孩儿是谁？", [], api_name="/chat")
+    box, _mic, messages, _voice, _voice_file, _gallery = client.predict(
+        "红孩儿是谁？", None, [], False, [], api_name="/chat"
+    )
     assert box == ""
     texts = [message_text(m["content"]) for m in messages]
     assert texts[0] == "红孩儿是谁？"
@@ -49,7 +51,7 @@ def test_chat_endpoint_keeps_history_and_shows_sources(app_url: str):
     sources = [m for m in messages if (m.get("metadata") or {}).get("title", "").startswith("📚")]
     assert sources and "红孩儿" in message_text(sources[0]["content"])
 
-    box, messages = client.predict("那他的父亲呢？", messages, api_name="/chat")
+    box, _mic, messages, *_ = client.predict("那他的父亲呢？", None, messages, False, [], api_name="/chat")
     texts = [message_text(m["content"]) for m in messages]
     assert "红孩儿是谁？" in texts and "那他的父亲呢？" in texts  # nothing lost
     assert "牛魔王" in texts[-2]

@@ -1,0 +1,207 @@
+"""The app in a real browser: typed and spoken questions, the voice reply, a picture, and stop.
+
+The app runs with the dev Whisper-base for voice input, espeak-ng for voice replies and a tiny random
+Stable Diffusion pipeline for pictures; chromium's fake capture device plays a testdata WAV as the
+microphone.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.app.serving import start_app
+from tests.browser.conftest import launch_browser
+from tests.conftest import REPO, write_kb
+
+pytestmark = pytest.mark.slow
+
+SPEECH = Path(__file__).resolve().parents[2].parent / "shared" / "testdata" / "speech"
+TIMEOUT_MS = 90_000
+
+
+def dev_whisper() -> str:
+    path = os.environ.get("WULEWULE_DEV_WHISPER", "")
+    if not path or not Path(path).is_dir():
+        pytest.skip('WULEWULE_DEV_WHISPER is unset: run `eval "$(../shared/dev-models/fetch)"`, then pytest')
+    return path
+
+
+@pytest.fixture(scope="module")
+def app_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    from tests.modules.image.tiny_sd import build_tiny_sd
+
+    root = tmp_path_factory.mktemp("browser")
+    (root / "kb").symlink_to(REPO / "assets" / "knowledge")  # the shipped knowledge base
+    sd = build_tiny_sd(root / "sd")
+    env = {
+        "WULEWULE_ASR__BACKEND": "whisper",
+        "WULEWULE_ASR__WHISPER__MODEL": dev_whisper(),
+        "WULEWULE_TTS__BACKEND": "espeak",
+        "WULEWULE_IMAGE__MODEL": str(sd),
+        "WULEWULE_IMAGE__WIDTH": "64",
+        "WULEWULE_IMAGE__HEIGHT": "64",
+        "WULEWULE_IMAGE__STEPS": "2",
+        "WULEWULE_IMAGE__SAFETY_CHECKER": "false",
+    }
+    for url in start_app(root, "browser", **env):
+        yield url + "/"
+
+
+@pytest.fixture
+def page(playwright_instance: Any, request: pytest.FixtureRequest) -> Iterator[Any]:
+    extra = getattr(request, "param", [])
+    browser = launch_browser(playwright_instance, extra)
+    context = browser.new_context(locale="zh-CN")
+    page = context.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    yield page
+    context.close()
+    browser.close()
+
+
+def bot_text(page: Any) -> str:
+    return page.locator("#chatbot").inner_text()
+
+
+def ask(page: Any, question: str) -> None:
+    box = page.locator("#question textarea")
+    box.fill(question)
+    box.press("Enter")
+
+
+def test_a_typed_question_streams_a_cited_answer_with_sources(page: Any, app_url: str):
+    page.goto(app_url)
+    page.locator("#speak input").uncheck()
+    ask(page, "红孩儿的父亲是谁？")
+    page.wait_for_function("document.querySelector('#chatbot').innerText.includes('牛魔王')")
+    page.get_by_text("来源 / Sources", exact=False).first.wait_for()
+    text = bot_text(page)
+    assert "红孩儿的父亲是谁？" in text and "[1]" in text
+
+
+def test_html_in_a_question_is_shown_as_text_never_run(page: Any, app_url: str):
+    page.goto(app_url)
+    page.locator("#speak input").uncheck()
+    dialogs: list[str] = []
+    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    ask(page, "<img src=x onerror=alert(1)><script>alert(2)</script>黄眉是谁")
+    page.wait_for_function("document.querySelector('#chatbot').innerText.includes('<img src=x')")
+    page.wait_for_timeout(500)
+    assert dialogs == []
+    assert page.locator("#chatbot img[src='x']").count() == 0
+
+
+def wav_for_chromium(src: Path, out: Path) -> Path:
+    """Chromium's fake microphone plays 16-bit PCM WAV; pad a second of silence after the question."""
+    subprocess.run(
+        [
+            "ffmpeg",
+            "-loglevel",
+            "error",
+            "-y",
+            "-i",
+            str(src),
+            "-af",
+            "apad=pad_dur=1.5",
+            "-ac",
+            "1",
+            "-ar",
+            "48000",
+            "-c:a",
+            "pcm_s16le",
+            str(out),
+        ],
+        check=True,
+    )
+    return out
+
+
+@pytest.fixture(scope="module")
+def mic_wav(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return wav_for_chromium(SPEECH / "zh_01.wav", tmp_path_factory.mktemp("mic") / "zh_01.wav")
+
+
+@pytest.fixture
+def mic_page(playwright_instance: Any, mic_wav: Path) -> Iterator[Any]:
+    args = [
+        "--use-fake-ui-for-media-stream",
+        "--use-fake-device-for-media-stream",
+        f"--use-file-for-fake-audio-capture={mic_wav}%noloop",
+    ]
+    browser = launch_browser(playwright_instance, args)
+    context = browser.new_context(locale="zh-CN", permissions=["microphone"])
+    page = context.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    yield page
+    context.close()
+    browser.close()
+
+
+def test_a_spoken_question_shows_the_transcript_the_answer_and_the_voice(mic_page: Any, app_url: str):
+    page = mic_page
+    page.goto(app_url)
+    page.locator("#mic").get_by_role("button", name=re.compile("Record|录制|录音", re.I)).first.click()
+    page.wait_for_timeout(3500)  # the 2 s question plus its padding
+    page.locator("#mic").get_by_role("button", name=re.compile("Stop|停止", re.I)).first.click()
+    page.wait_for_function("document.querySelector('#chatbot').innerText.includes('黑熊精')")
+    page.wait_for_function("document.querySelector('#chatbot').innerText.includes('黑风山')")
+    # The voice reply: the output player gets a source once the first sentence is spoken.
+    page.wait_for_function(
+        "(() => { const a = document.querySelector('#voice audio');"
+        " return a && (a.currentSrc || a.src) && a.readyState >= 1; })()"
+    )
+
+
+def test_a_drawing_request_shows_the_picture_and_its_seed(page: Any, app_url: str):
+    page.goto(app_url)
+    page.locator("#speak input").uncheck()
+    ask(page, "画一个在雪山上手持长棍的天命人，水墨风")
+    page.wait_for_function("document.querySelector('#chatbot').innerText.includes('seed=')")
+    assert page.locator("#chatbot img").count() >= 1
+    assert "提示词" in bot_text(page)
+    page.get_by_role("tab", name=re.compile("画廊")).click()
+    page.locator("#gallery img").first.wait_for()
+
+
+@pytest.fixture(scope="module")
+def slow_app_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    from tests.app.test_faults import start_fake_llm
+
+    root = tmp_path_factory.mktemp("slow")
+    write_kb(root / "kb")
+    proc, llm_url = start_fake_llm("--delay", "0.5")
+    env = {
+        "WULEWULE_LLM__BACKEND": "openai",
+        "WULEWULE_LLM__OPENAI__BASE_URL": llm_url,
+        "WULEWULE_LLM__OPENAI__MODEL": "fake",
+        "WULEWULE_TTS__VOICE_REPLIES": "false",
+    }
+    try:
+        for url in start_app(root, "slow", **env):
+            yield url + "/"
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_stop_cuts_the_answer_and_the_chat_goes_on(page: Any, slow_app_url: str):
+    page.goto(slow_app_url)
+    ask(page, "黄眉原本是谁的童子？")
+    page.wait_for_function("document.querySelector('#chatbot').innerText.includes('弥勒佛')")
+    page.locator("#stop").click()
+    page.wait_for_timeout(2500)  # the whole answer would take 7 s
+    stopped = bot_text(page)
+    assert "假雷音寺" not in stopped
+    page.wait_for_timeout(1500)
+    assert bot_text(page) == stopped  # nothing more arrives after stop
+    ask(page, "红孩儿的父亲是谁？")  # and the next question is answered
+    page.wait_for_function("document.querySelector('#chatbot').innerText.includes('红孩儿的父亲是谁？')")
+    page.wait_for_function("document.querySelector('#chatbot').innerText.split('假雷音寺').length >= 2")
+    assert "黄眉原本是谁的童子？" in bot_text(page)  # the conversation so far is kept
