@@ -1,0 +1,1 @@
+"""xtuner configs for incremental pretraining and (Q)LoRA SFT, rendered from one template (render.py)."""
