@@ -35,6 +35,7 @@ class AppSettings(_Section):
     data_dir: Path = Path(".wulewule")
     max_question_chars: int = Field(1000, ge=10)
     concurrency_limit: int = Field(4, ge=1)
+    voice_concurrency_limit: int = Field(2, ge=1)
     max_queue: int = Field(64, ge=1)
     auth_env: str = "WULEWULE_AUTH"  # USER:PASSWORD[,USER2:PASSWORD2]; required off loopback
     examples: list[str] = Field(default_factory=list)
