@@ -92,6 +92,11 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=2, help="CPU threads for Whisper (the reference has 2)")
     parser.add_argument("--ablation", action="store_true", help="also run Whisper without its prompt")
     parser.add_argument("--no-funasr", action="store_true", help="skip the tiny random FunASR row")
+    parser.add_argument("--funasr-model", default="", help="a real FunASR model dir or downloaded hub id")
+    parser.add_argument(
+        "--funasr-vad", default="", help="its VAD model (e.g. iic/speech_fsmn_vad_zh-cn-16k-common-pytorch)"
+    )
+    parser.add_argument("--funasr-punc", default="", help="its punctuation model")
     parser.add_argument("--json", action="store_true", help="print the rows as JSON instead of a table")
     args = parser.parse_args()
     if not (args.speech / "manifest.jsonl").is_file():
@@ -121,6 +126,11 @@ def main() -> int:
         rows.append(run("whisper auto", pipeline, args.speech, en, "wer", "language detected"))
     else:
         print('WULEWULE_DEV_WHISPER is unset: no Whisper rows (eval "$(../shared/dev-models/fetch)")', file=sys.stderr)
+    if args.funasr_model:
+        # A real FunASR model (python -m app download asr): its RTF and CER on this machine.
+        funasr = FunasrSettings(model=args.funasr_model, vad_model=args.funasr_vad, punc_model=args.funasr_punc)
+        pipeline = SpeechPipeline(AsrSettings(backend="funasr", funasr=funasr), names, REPO)
+        rows.append(run("funasr", pipeline, args.speech, zh, "cer", Path(args.funasr_model).name))
     if not args.no_funasr:
         sys.path.insert(0, str(REPO / "tests" / "modules" / "asr"))
         from tiny_paraformer import build_tiny_paraformer
