@@ -1,4 +1,6 @@
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from modules.tts.normalize import (
     detect_lang,
@@ -143,3 +145,32 @@ def test_speech_segments_normalises_then_splits():
     assert segments[0].startswith("第三回：黑熊精，")
     assert all(len(s) <= 30 for s in segments)
     assert "[1]" not in "".join(segments) and "*" not in "".join(segments)
+
+
+# -- properties (hypothesis): any text, however odd, is made speakable or dropped, never crashes -------
+
+_ANSWERISH = st.text(
+    alphabet=st.sampled_from(list("黑熊精在第回年月日，。！？；、（）[]*#`>-_.0123456789%abcXYZ \n😀<script>&")),
+    max_size=120,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=_ANSWERISH, lang=st.sampled_from(["auto", "zh", "en"]))
+def test_normalising_never_fails_and_leaves_no_markup_or_citations(text: str, lang: str):
+    out = normalize_for_speech(text, lang)  # type: ignore[arg-type]
+    assert isinstance(out, str)
+    assert not any(ch in out for ch in "*#`[]<>")
+    if out:
+        assert any(ch.isalnum() for ch in out)
+
+
+@settings(max_examples=200, deadline=None)
+@given(text=_ANSWERISH, limit=st.integers(10, 80))
+def test_speech_segments_respect_the_limit_and_keep_the_words(text: str, limit: int):
+    segments = speech_segments(text, "zh", limit)
+    assert all(0 < len(s) <= limit for s in segments)
+    spoken = "".join(segments)
+    for ch in "黑熊精":
+        if ch in normalize_for_speech(text, "zh"):
+            assert ch in spoken
