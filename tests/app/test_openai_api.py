@@ -186,7 +186,9 @@ def test_serving_off_loopback_without_a_key_refuses_to_start(tmp_path: Path):
     write_kb(tmp_path / "kb")
     # 192.0.2.1 (TEST-NET-1) is never this machine's: were the check missing, binding would fail too.
     cmd = app_command(tmp_path, free_port(), "app.host=192.0.2.1", "api.api_key_env=MY_WULEWULE_KEY")
-    done = subprocess.run(cmd, cwd=REPO, env=app_env(), capture_output=True, text=True, timeout=120)
+    # With a web login given, the missing API key is what stops it.
+    env = app_env(WULEWULE_AUTH="player:a-long-password")
+    done = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 2
     assert "MY_WULEWULE_KEY" in done.stderr and "192.0.2.1" in done.stderr and "api.enabled=false" in done.stderr
     assert not (tmp_path / "data").exists(), "it should refuse before building anything"

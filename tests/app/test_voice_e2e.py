@@ -5,6 +5,7 @@ is the shipped one."""
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -54,7 +55,7 @@ def test_a_spoken_question_gets_a_cited_answer(app_url: str):
     user = [message_text(m["content"]) for m in messages if m["role"] == "user"]
     answers = [message_text(m["content"]) for m in messages if m["role"] == "assistant" and not m.get("metadata")]
     assert user and "黑熊精" in user[0]  # the transcript, game name corrected, stands as the question
-    assert answers and "黑风山" in answers[0] and "[1]" in answers[0]
+    assert answers and "黑风山" in answers[0] and re.search(r"\[\d\]", answers[0])  # cited
     assert any((m.get("metadata") or {}).get("title", "").startswith("📚") for m in messages)
 
 

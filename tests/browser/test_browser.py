@@ -164,7 +164,7 @@ def test_a_drawing_request_shows_the_picture_and_its_seed(page: Any, app_url: st
     page.locator("#speak input").uncheck()
     ask(page, "画一个在雪山上手持长棍的天命人，水墨风")
     page.wait_for_function("document.querySelector('#chatbot').innerText.includes('seed=')")
-    assert page.locator("#chatbot img").count() >= 1
+    page.locator("#chatbot img").first.wait_for()  # the picture, served once its message renders
     assert "提示词" in bot_text(page)
     page.get_by_role("tab", name=re.compile("画廊")).click()
     page.locator("#gallery img").first.wait_for()
