@@ -14,6 +14,16 @@ os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
 from app.config import Settings, load_settings
 
 REPO = Path(__file__).resolve().parent.parent
+SPEECH = REPO.parent / "shared" / "testdata" / "speech"  # the spoken-question fixtures beside the repo
+
+
+def dev_whisper() -> str:
+    """The dev Whisper-base dir from ../shared/dev-models/fetch; skips the test (with the fix) when unset."""
+    path = os.environ.get("WULEWULE_DEV_WHISPER", "")
+    if not path or not Path(path).is_dir():
+        pytest.skip('WULEWULE_DEV_WHISPER is unset: run `eval "$(../shared/dev-models/fetch)"`, then pytest')
+    return path
+
 
 ENTRIES = {
     "bosses/hei-xiong-jing.md": """---

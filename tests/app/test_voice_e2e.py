@@ -4,7 +4,6 @@ is the shipped one."""
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,18 +12,9 @@ import pytest
 
 from app.ui import message_text
 from tests.app.serving import start_app
-from tests.conftest import REPO
+from tests.conftest import REPO, SPEECH, dev_whisper
 
 pytestmark = pytest.mark.slow
-
-SPEECH = REPO.parent / "shared" / "testdata" / "speech"
-
-
-def dev_whisper() -> str:
-    path = os.environ.get("WULEWULE_DEV_WHISPER", "")
-    if not path or not Path(path).is_dir():
-        pytest.skip('WULEWULE_DEV_WHISPER is unset: run `eval "$(../shared/dev-models/fetch)"`, then pytest')
-    return path
 
 
 @pytest.fixture(scope="module")

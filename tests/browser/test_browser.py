@@ -7,7 +7,6 @@ microphone.
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 from collections.abc import Iterator
@@ -18,19 +17,11 @@ import pytest
 
 from tests.app.serving import start_app
 from tests.browser.conftest import launch_browser
-from tests.conftest import REPO, write_kb
+from tests.conftest import REPO, SPEECH, dev_whisper, write_kb
 
 pytestmark = pytest.mark.slow
 
-SPEECH = Path(__file__).resolve().parents[2].parent / "shared" / "testdata" / "speech"
 TIMEOUT_MS = 90_000
-
-
-def dev_whisper() -> str:
-    path = os.environ.get("WULEWULE_DEV_WHISPER", "")
-    if not path or not Path(path).is_dir():
-        pytest.skip('WULEWULE_DEV_WHISPER is unset: run `eval "$(../shared/dev-models/fetch)"`, then pytest')
-    return path
 
 
 @pytest.fixture(scope="module")
