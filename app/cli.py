@@ -244,7 +244,6 @@ def _say(settings: Settings, text: str, output: Path, as_json: bool) -> int:
 def _draw(settings: Settings, request: str, output: Path, seed: int | None, as_json: bool) -> int:
     from modules.image.base import GeneratedImage, ImageGenerationError
     from modules.image.png import save_png
-    from modules.image.prompt import build_prompt
     from modules.image.service import NO_IMAGE_MODEL
 
     companion = _companion(settings)
@@ -254,10 +253,7 @@ def _draw(settings: Settings, request: str, output: Path, seed: int | None, as_j
         raise CommandFailed(str(exc)) from None
     if drawer is None:
         raise CommandFailed(NO_IMAGE_MODEL)
-    from modules.image.prompt import kb_names
-
-    names = kb_names(companion.assistant.retriever.index.documents)
-    plan = build_prompt(request, settings.image, names=names, trigger_words=getattr(drawer, "trigger_words", None))
+    plan = companion.plan_drawing(request, drawer, refine=False)
     req = drawer.request_for(plan.prompt, negative_prompt=plan.negative_prompt, seed=seed)
     result = None
     try:

@@ -18,6 +18,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import closing
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -31,8 +32,6 @@ from modules.audio_types import AudioClip
 from modules.rag.text import mostly_english
 
 log = logging.getLogger(__name__)
-
-NO_SPEECH_ZH = "没有听清，请再说一遍"
 
 
 @dataclass(frozen=True)
@@ -103,6 +102,7 @@ class Companion:
         self._voice: Any = None  # a SpeechSynthesizer, or False when none is available
         self._voice_reason = ""
         self._drawer: Any = None
+        self._draw_names: dict[str, str] | None = None  # Chinese -> English names for SD prompts
 
     # -- the backends, built on first use ------------------------------------------------------
 
@@ -151,6 +151,17 @@ class Companion:
             return self._drawer or None
 
     # -- stages ---------------------------------------------------------------------------------
+
+    def plan_drawing(self, text: str, drawer: Any, refine: bool = True) -> Any:
+        """The SD prompt (a PromptPlan) for a drawing request, with the drawer's LoRA trigger words."""
+        from modules.image.prompt import build_prompt, kb_names
+
+        if self._draw_names is None:
+            # The player's own documents translate too, not only the shipped knowledge base.
+            self._draw_names = kb_names(self.assistant.retriever.index.documents)
+        ask = self._ask_model if refine and self.settings.image.refine_prompt else None
+        trigger = getattr(drawer, "trigger_words", None)
+        return build_prompt(text, self.settings.image, refine=ask, names=self._draw_names, trigger_words=trigger)
 
     def hear(self, audio: Any) -> Transcript:
         """A recording or upload (path, bytes or (rate, samples)) as text; raises AudioError with a message."""
@@ -251,11 +262,8 @@ class Companion:
     def _draw_turn(self, text: str, cancel: threading.Event | None) -> Iterator[CompanionEvent]:
         from modules.image.base import GeneratedImage, ImageGenerationError, ImageProgress
         from modules.image.png import save_png
-        from modules.image.prompt import build_prompt, kb_names
         from modules.image.service import NO_IMAGE_MODEL
 
-        image = self.settings.image
-        refine = self._ask_model if image.refine_prompt else None
         try:
             drawer = self.drawer
         except Exception as exc:  # a broken model dir: say what is wrong, keep the conversation
@@ -268,17 +276,14 @@ class Companion:
             yield TextDelta(NO_IMAGE_MODEL)
             yield Answer(text, text, NO_IMAGE_MODEL, [], "none")
             return
-        # The player's own documents translate too, not only the shipped knowledge base.
-        names = kb_names(self.assistant.retriever.index.documents)
-        drawer_lora = getattr(drawer, "trigger_words", None)
-        plan = build_prompt(text, image, refine=refine, names=names, trigger_words=drawer_lora)
+        plan = self.plan_drawing(text, drawer)
         notes = "".join(f"\n- {note}" for note in plan.notes)
         lead = f"好嘞，俺老孙这就画！\n\n提示词：{plan.prompt}{notes}"
         yield TextDelta(lead)
         request = drawer.request_for(plan.prompt, negative_prompt=plan.negative_prompt)
         drawn: Drawn | None = None
         try:
-            with _closing(drawer.generate(request, cancel=cancel)) as steps:
+            with closing(drawer.generate(request, cancel=cancel)) as steps:
                 for item in steps:
                     if isinstance(item, ImageProgress):
                         yield DrawingStep(item.step, item.total)
@@ -375,21 +380,6 @@ def _spoken(items: Iterator[AudioClip | Exception]) -> Iterator[SpeechChunk | No
     """Clips as SpeechChunks; a synthesis failure as a notice (the text answer goes on without a voice)."""
     for item in items:
         yield SpeechChunk(item) if isinstance(item, AudioClip) else Notice(f"语音合成出错，这次只有文字：{item}")
-
-
-class _closing:
-    """closing() for an iterator that may not have a close() method."""
-
-    def __init__(self, iterator: Iterator[Any]) -> None:
-        self.iterator = iterator
-
-    def __enter__(self) -> Iterator[Any]:
-        return self.iterator
-
-    def __exit__(self, *exc: object) -> None:
-        close = getattr(self.iterator, "close", None)
-        if callable(close):
-            close()
 
 
 def _ms(started: float) -> float:

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import html
-import io
 import logging
 import os
 import shutil
 import threading
 import time
-import wave
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -22,6 +20,7 @@ from app.companion import Companion, DrawingStep, Drawn, Heard, Routed, SpeechCh
 from app.config import Settings
 from llm.base import ChatTurn
 from modules.audio_types import AudioClip
+from modules.tts.service import wav_bytes
 
 log = logging.getLogger(__name__)
 
@@ -68,18 +67,6 @@ def format_sources(sources: list[Source]) -> str:
     return "\n\n".join(lines)
 
 
-def wav_bytes(clip: AudioClip) -> bytes:
-    """A clip as 16-bit mono WAV bytes: the chunk format gradio's streamed audio output takes as is."""
-    pcm = (np.clip(clip.samples, -1.0, 1.0) * 32767).astype("<i2").tobytes()
-    out = io.BytesIO()
-    with wave.open(out, "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(clip.sample_rate)
-        w.writeframes(pcm)
-    return out.getvalue()
-
-
 def show(text: str) -> str:
     """Text as the chat displays it: Markdown still works, HTML is shown as text and never run."""
     return html.escape(text, quote=False)
@@ -95,7 +82,7 @@ class TurnView:
     """The UI's state after each step of a turn: the chat, the newest voice chunk, a new picture."""
 
     messages: list[dict[str, Any]]
-    audio: bytes | None = None  # the next chunk of the spoken answer
+    audio: AudioClip | None = None  # the next chunk of the spoken answer
     picture: Drawn | None = None
 
 
@@ -137,7 +124,7 @@ def turn_views(
                 answer_msg["content"] += show(event.text)
                 yield TurnView(messages)
             elif isinstance(event, SpeechChunk):
-                yield TurnView(messages, audio=wav_bytes(event.clip))
+                yield TurnView(messages, audio=event.clip)
             elif isinstance(event, DrawingStep):
                 if status_msg is None:
                     status_msg = {"role": "assistant", "content": "", "metadata": {"title": "🎨 作画进度"}}
@@ -223,7 +210,7 @@ def build_ui(companion: Companion, settings: Settings) -> gr.Blocks:
             message: str, audio: str | None, history: list[dict[str, Any]], voice_on: bool, drawn: list[Any]
         ) -> Iterator[tuple[Any, ...]]:
             cancel = threading.Event()
-            chunks: list[bytes] = []
+            chunks: list[AudioClip] = []
             skip = gr.skip()
             messages = history
             try:
@@ -240,7 +227,7 @@ def build_ui(companion: Companion, settings: Settings) -> gr.Blocks:
                     if view.audio is not None:
                         chunks.append(view.audio)
                         if streaming_audio:
-                            sound = view.audio
+                            sound = wav_bytes(view.audio)
                     if view.picture is not None:
                         caption = f"{view.picture.prompt} · seed {view.picture.seed}"
                         drawn = [*drawn, (str(view.picture.path), caption)]
@@ -252,7 +239,7 @@ def build_ui(companion: Companion, settings: Settings) -> gr.Blocks:
             # The last update carries everything (API clients read it as the result), including the
             # whole reply as one file: to replay or save it. Without ffmpeg (no streamed audio) that file
             # is also how the reply is heard.
-            whole = join_wavs(chunks) if chunks else None
+            whole = wav_bytes(join_clips(chunks)) if chunks else None
             yield "", None, messages, None if streaming_audio else whole, whole, drawn, drawn
 
         inputs = [box, mic, chatbot, speak, pictures]
@@ -283,20 +270,9 @@ def build_ui(companion: Companion, settings: Settings) -> gr.Blocks:
     return demo
 
 
-def join_wavs(chunks: list[bytes]) -> bytes:
-    """WAV chunks of one format joined into one WAV."""
-    frames = []
-    params = None
-    for chunk in chunks:
-        with wave.open(io.BytesIO(chunk)) as w:
-            params = params or w.getparams()
-            frames.append(w.readframes(w.getnframes()))
-    out = io.BytesIO()
-    with wave.open(out, "wb") as w:
-        assert params is not None
-        w.setparams(params)
-        w.writeframes(b"".join(frames))
-    return out.getvalue()
+def join_clips(clips: list[AudioClip]) -> AudioClip:
+    """The chunks of one spoken reply (one sample rate) as one clip."""
+    return AudioClip(np.concatenate([c.samples for c in clips]), clips[0].sample_rate)
 
 
 def launch(settings: Settings, auth_flags: Sequence[str] = ()) -> None:

@@ -12,7 +12,7 @@ import pytest
 from modules.asr import audio
 from modules.asr.audio import TARGET_RATE, AudioError, load_audio
 from modules.audio_types import AudioClip
-from tests.modules.asr.conftest import fixture, manifest
+from tests.modules.asr.conftest import NO_SPEECH_FIXTURES, fixture, manifest
 
 HAS_FFMPEG = shutil.which("ffmpeg") is not None
 needs_ffmpeg = pytest.mark.skipif(not HAS_FFMPEG, reason="ffmpeg is not installed (sudo apt install ffmpeg)")
@@ -43,7 +43,7 @@ def test_every_wav_fixture_loads_at_its_length(record):
 def test_fixtures_are_here():
     """Guards the parametrised test above against silently testing nothing."""
     if not manifest():
-        pytest.skip("speech fixtures absent")
+        pytest.skip(NO_SPEECH_FIXTURES)
     assert len(WAV_RECORDS) >= 28
 
 
