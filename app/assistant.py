@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +23,8 @@ from llm.extractive import ExtractiveAnswerer
 from llm.grounded import GroundedAnswerer
 from modules.asr.base import Transcript
 from modules.model_files import ModelLocation, ModelNotFoundError, locate_model
-from modules.rag.dense import DenseIndex
+from modules.rag.dense import BackgroundDense, DenseIndex, dense_dir, load_probes
+from modules.rag.embedding import EmbedderUnavailable, load_embedder
 from modules.rag.index import IndexSettings, KnowledgeIndex
 from modules.rag.rerank import CrossEncoderReranker
 from modules.rag.retriever import HybridRetriever
@@ -141,6 +142,7 @@ class Assistant:
         self._embedding = self._locate("rag.embedding.model", settings.rag.embedding.model)
         self._reranker_loc = self._locate("rag.reranker.model", settings.rag.reranker.model)
         self._retriever: HybridRetriever | None = None
+        self.dense_build: BackgroundDense | None = None  # the sentence vectors, built or loaded on a thread
         self._answerer: Answerer | None = answerer
         self._extractive: ExtractiveAnswerer | None = None
         self.startup_notices: list[str] = []  # problems found while loading, shown to the player once
@@ -155,7 +157,12 @@ class Assistant:
         if loc.path is None and not loc.is_hub_id:
             raise ModelNotFoundError(f"config key {key}: path {spec!r} does not exist. {_model_fix(key, spec)}")
         if loc.path is None:
-            log.info("%s: %s is not downloaded; that part of retrieval is off", key, spec)
+            log.info(
+                "%s: %s is not downloaded; %s",
+                key,
+                spec,
+                "the bundled embedder is used" if "embedding" in key else "reranking is off",
+            )
         return loc
 
     @property
@@ -164,9 +171,15 @@ class Assistant:
         user = self.settings.user_kb_dir
         return [*roots, user] if user.is_dir() else roots
 
-    def warm_up(self) -> None:
-        """Load or build the index and the answerer now instead of on the first question."""
+    def warm_up(self, wait_for_vectors: bool = False) -> None:
+        """Load or build the index and the answerer now instead of on the first question.
+
+        The dense vectors come on a thread (BM25 answers meanwhile); ``wait_for_vectors`` blocks
+        until they are ready (or have failed), for the CLI and evaluation.
+        """
         self.retriever  # noqa: B018 - the property builds everything
+        if wait_for_vectors and self.dense_build is not None:
+            self.dense_build.wait()
         answerer = self.answerer
         # A managed model server (LMDeploy) loads its model now, not on the first question.
         start = getattr(getattr(answerer, "model", None), "start", None)
@@ -177,28 +190,43 @@ class Assistant:
     def retriever(self) -> HybridRetriever:
         if self._retriever is None:
             rag = self.settings.rag
-            emb_path = self._embedding.path if self._embedding else None
             index = KnowledgeIndex.open(
                 self.knowledge_roots,
                 self.settings.data_dir / "index",
-                IndexSettings(chunk_chars=rag.chunk_chars, embedding_model=str(emb_path or "")),
+                IndexSettings(chunk_chars=rag.chunk_chars),
                 source_base=REPO_ROOT,
             )
-            dense = None
             if index.cache_error:
                 self.startup_notices.append(
                     f"知识库索引无法写入磁盘（{index.cache_error}），本次在内存中运行，向量检索关闭。"
                     f"检查 {self.settings.data_dir} 是否可写、磁盘是否已满。"
                 )
-            elif emb_path is not None:
-                dense = DenseIndex(emb_path, index.directory / "chroma", rag.embedding.device, rag.embedding.batch_size)
             reranker = None
             if self._reranker_loc and self._reranker_loc.path is not None:
                 reranker = CrossEncoderReranker(self._reranker_loc.path, rag.reranker.device)
             self._retriever = HybridRetriever(
-                index, rag.candidates, rag.rrf_k, dense=dense, reranker=reranker, rerank_top_n=rag.reranker.top_n
+                index, rag.candidates, rag.rrf_k, reranker=reranker, rerank_top_n=rag.reranker.top_n
             )
+            if rag.embedding.backend != "none" and not index.cache_error:
+                self.dense_build = BackgroundDense(self._load_dense).start()
         return self._retriever
+
+    def _load_dense(self, progress: Callable[[int, int], None]) -> DenseIndex:
+        """Runs on the background thread: the embedder, then the vectors (cached beside the index)."""
+        rag = self.settings.rag
+        emb_path = self._embedding.path if self._embedding else None
+        try:
+            embedder = load_embedder(rag.embedding.backend, emb_path, rag.embedding.device, rag.embedding.batch_size)
+        except EmbedderUnavailable as exc:
+            log.warning("rag.embedding: %s; answering with BM25 + aliases", exc)
+            raise
+        assert embedder is not None  # backend "none" never starts a build
+        index = self.retriever.index
+        probes = load_probes(REPO_ROOT / "assets" / "calibration" / "off_topic.txt")
+        directory = dense_dir(index.directory, embedder.name)
+        dense = DenseIndex.open(embedder, directory, index.chunks, progress, probes=probes)
+        self.retriever.dense = dense
+        return dense
 
     @property
     def extractive(self) -> ExtractiveAnswerer:
@@ -213,6 +241,7 @@ class Assistant:
                 llm.min_relevance,
                 find_entities=index.entities.find,
                 expand=index.entities.expand,
+                semantic=lambda: self.retriever.dense,
             )
         return self._extractive
 
@@ -259,19 +288,39 @@ class Assistant:
 
     def status(self) -> list[ComponentStatus]:
         """Every backend and model: found or missing, and what fixes a missing one."""
-        out = [ComponentStatus("retrieval: BM25 (jieba) + entity aliases", True, "always on")]
-        for key, loc in (("rag.embedding.model", self._embedding), ("rag.reranker.model", self._reranker_loc)):
-            label = "dense retrieval" if "embedding" in key else "reranker"
-            if loc is None:
-                out.append(ComponentStatus(f"{label} ({key})", False, "disabled (empty in config)"))
-            elif loc.path is None:
-                out.append(
-                    ComponentStatus(f"{label} ({key})", False, f"{loc.spec} not downloaded", _model_fix(key, loc.spec))
-                )
-            else:
-                out.append(ComponentStatus(f"{label} ({key})", True, f"{loc.spec} at {loc.path}"))
+        out = [ComponentStatus("retrieval: BM25 (jieba) + entity aliases", True, "always on"), self._dense_status()]
+        loc = self._reranker_loc
+        key = "rag.reranker.model"
+        if loc is None:
+            out.append(ComponentStatus(f"reranker ({key})", False, "disabled (empty in config)"))
+        elif loc.path is None:
+            out.append(
+                ComponentStatus(f"reranker ({key})", False, f"{loc.spec} not downloaded", _model_fix(key, loc.spec))
+            )
+        else:
+            out.append(ComponentStatus(f"reranker ({key})", True, f"{loc.spec} at {loc.path}"))
         out.append(self._llm_status())
         return out
+
+    def _dense_status(self) -> ComponentStatus:
+        """The embedder that dense retrieval and the semantic reader use, loaded to prove it works."""
+        emb = self.settings.rag.embedding
+        name = f"dense retrieval (rag.embedding.backend={emb.backend})"
+        if emb.backend == "none":
+            return ComponentStatus(name, False, "off: BM25 + aliases only", "set rag.embedding.backend=auto")
+        path = self._embedding.path if self._embedding else None
+        if self.dense_build is not None and self.dense_build.index is not None:
+            return ComponentStatus(name, True, f"{self.dense_build.index.embedder.name}, vectors ready")
+        try:
+            embedder = load_embedder(emb.backend, path, emb.device, emb.batch_size)
+        except (EmbedderUnavailable, OSError, ValueError) as exc:
+            fix = "pip install -r requirements.txt, or set rag.embedding.backend=none to silence this"
+            if emb.backend == "sentence-transformers":
+                fix = _model_fix("rag.embedding.model", emb.model)
+            return ComponentStatus(name, False, f"cannot load: {exc}", fix)
+        assert embedder is not None
+        state = self.dense_build.state if self.dense_build is not None else "vectors built on first use"
+        return ComponentStatus(name, True, f"{embedder.name} ({state})")
 
     def _llm_status(self) -> ComponentStatus:
         llm = self.settings.llm
@@ -301,11 +350,23 @@ class Assistant:
         index = retriever.index
         parts = [
             f"知识库 {len(index.documents)} 条 / {len(index.chunks)} 段",
-            "检索 BM25" + (" + 向量" if retriever.dense else "") + (" + 重排" if retriever.reranker else ""),
+            "检索 BM25" + self._dense_words() + (" + 重排" if retriever.reranker else ""),
             f"回答 {self.answerer.name}",
             *(f"⚠️ {n}" for n in self.startup_notices),
         ]
         return " · ".join(parts)
+
+    def _dense_words(self) -> str:
+        build = self.dense_build
+        if build is None:
+            return ""
+        if build.index is not None:
+            return " + 向量"
+        if build.error:
+            return "（向量检索未启用，见 doctor）"
+        if build.total:
+            return f"（向量索引构建中 {build.done}/{build.total}，完成后自动启用）"
+        return "（向量索引加载中）"
 
     # -- a turn ------------------------------------------------------------------------------
 

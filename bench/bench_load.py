@@ -28,7 +28,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from app.cli import percentile  # noqa: E402
+from app.evaluation import percentile  # noqa: E402
 from bench.bench_rag import free_port, rss_mb  # noqa: E402
 
 SPEECH = REPO.parent / "shared" / "testdata" / "speech"

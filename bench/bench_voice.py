@@ -22,9 +22,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from app.cli import percentile  # noqa: E402
 from app.companion import Companion, SpeechChunk  # noqa: E402
 from app.config import load_settings  # noqa: E402
+from app.evaluation import percentile  # noqa: E402
 
 SPEECH = REPO.parent / "shared" / "testdata" / "speech"
 TYPED = [

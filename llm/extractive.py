@@ -1,9 +1,12 @@
 """The embedded default answerer: no model, just the best knowledge-base sentences, cited.
 
 It scores every sentence of the retrieved passages by how much of the question (weighted by
-inverse document frequency) it covers, prefers the section the question is about (打法 for "怎么打",
-位置 for "在哪" …), and composes the top few into a short answer with ``[n]`` citations. When even the
-best passage covers too little of the question it says so instead of guessing.
+inverse document frequency) it covers, by how close it is in meaning (the sentence vectors of
+modules/rag/dense.py, when they are ready), and by whether it sits in the section the question is
+about (打法 for "怎么打", 位置 for "在哪" …). It then composes by the kind of question: the sentence
+that states the answer first; for a yes/no question the verdict first (有/没有, Yes/No) when the
+sentence states one; for a list question one line per entry, each cited. When neither the words
+nor the meaning of any sentence come close enough to the question it says so instead of guessing.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from llm.base import ChatTurn
 from modules.rag.glossary import GLOSSARY
@@ -46,6 +50,8 @@ def _re(pattern: str) -> re.Pattern[str]:
     return re.compile(pattern, re.IGNORECASE)
 
 
+# A yes/no question ends in 吗/嘛, or in 么 that is not part of 什么/怎么/那么 …
+_ASKS = r"(?:[吗嘛]|(?<![什怎那这多要])么)(?=[？?。!！\s]*$)"
 _PLACE = r"山|洞|村|寺|林|岭|谷|崖|岛|塔|殿|院|国|观|顶|底|深处|附近|尽头|路口|庙|井|湖|河|潭|宫|阁|楼|门|关|城|池"
 INTENTS: tuple[Intent, ...] = (
     Intent(
@@ -124,7 +130,42 @@ INTENTS: tuple[Intent, ...] = (
         (),
         _re(r"因为|由于|所以|原因|因此|为了|于是|because"),
     ),
+    Intent(
+        "when",
+        _re(r"什么时候|啥时候|哪天|哪一天|哪年|哪一年|几月|何时|多久以前|\bwhen\b|what (?:day|date|year)"),
+        (),
+        _re(r"\d{4}年|\d{1,2}月|\d{1,2}日|\b(?:19|20)\d\d\b|首发|发售|上线"),
+    ),
+    Intent(
+        "yesno",
+        _re(
+            (
+                r"有没有|能不能|可不可以|可以不|是不是|会不会|要不要|需不需要|支不支持|有.{0,14}{Q}|能.{0,14}{Q}"
+                r"|可以.{0,14}{Q}|支持.{0,14}{Q}|是.{0,14}{Q}|会.{0,14}{Q}|需要.{0,14}{Q}"
+                r"|^\s*(?:is|are|does|do|can|could|will|was|were|has|have|should|did)\b"
+            ).replace("{Q}", _ASKS)
+        ),
+        (),
+        _re(r"没有|不支持|不能|无法|支持|可以|能够|\bno\b|\bnot\b|n't|\byes\b|\bonly\b"),
+    ),
+    Intent(
+        "list",
+        _re(
+            r"有哪些|分别|都有哪|都是谁|哪几|一共|总共|全部|所有|列表|一览|盘点|清单|几个|几种|几位|几只|几件"
+            r"|\blist\b|\ball (?:the )?\w+|what are the|how many|which \w+ are there"
+        ),
+        ("", "一览", "列表", "总览"),
+        _re(r"、|：|分别|依次|共有|一共|包括"),
+    ),
 )
+YESNO = next(i for i in INTENTS if i.name == "yesno")
+LIST = next(i for i in INTENTS if i.name == "list")
+
+
+class SentenceScorer(Protocol):
+    """How close in meaning a passage's sentences are to a question (modules/rag/dense.DenseIndex)."""
+
+    def sentence_scores(self, question: str, chunk_id: int, positions: Sequence[int]) -> list[float | None]: ...
 
 
 # Sentence score = share of the question's weighted terms the sentence covers (a term in the
@@ -138,6 +179,16 @@ BONUS_SECTION = 0.3  # the sentence sits in the section the question asks about 
 BONUS_CUE = 0.15  # the sentence uses the words such an answer uses (位于, 击败…后, 第N回 …)
 BONUS_LEAD = 0.1  # the entry's opening sentence says what the entity is
 BONUS_ENGLISH = 0.3  # an English sentence (an entry's summary_en) for an English question
+# Meaning: a sentence's relevance to the question on the calibrated scale of modules/rag/dense.py
+# (0 = as close as an off-topic question comes; embedder-independent). Above SEM_FLOOR it earns up
+# to BONUS_SEMANTIC, reached at SEM_FLOOR + SEM_SPAN.
+BONUS_SEMANTIC = 0.6
+SEM_FLOOR = 1.0
+SEM_SPAN = 3.0
+SEM_ANSWER = 3.0  # a sentence this close in meaning answers even when the words differ (联机 / 多人)
+BONUS_LIST = 0.2  # x share of a full enumeration (three 、) in a sentence, for list questions
+LIST_LINES = 6  # most lines in a list answer
+VERDICT_SURE = 0.5  # coverage (or SEM_ANSWER) the leading sentence needs before a yes/no verdict is drawn from it
 
 
 @dataclass(frozen=True)
@@ -148,6 +199,8 @@ class _Candidate:
     score: float
     coverage: float
     tokens: frozenset[str]
+    semantic: float = 0.0  # calibrated relevance of meaning; 0 when no vectors are ready
+    title: str = ""
 
 
 class ExtractiveAnswerer:
@@ -164,6 +217,7 @@ class ExtractiveAnswerer:
         piece_chars: int = 6,
         find_entities: Callable[[str], list[str]] | None = None,
         expand: Callable[[str], str] | None = None,
+        semantic: Callable[[], SentenceScorer | None] | None = None,
     ) -> None:
         self.tokenize = tokenize
         self.find_entities = find_entities
@@ -172,6 +226,7 @@ class ExtractiveAnswerer:
         self.max_sentences = max_sentences
         self.min_relevance = min_relevance
         self.piece_chars = piece_chars
+        self.semantic = semantic  # the sentence vectors, once they are ready (None before)
 
     def stream(self, question: str, passages: Sequence[Passage], history: Sequence[ChatTurn] = ()) -> Iterator[str]:
         answer = self.compose(question, passages)
@@ -182,12 +237,22 @@ class ExtractiveAnswerer:
 
     def compose(self, question: str, passages: Sequence[Passage]) -> str:
         english = mostly_english(question)
-        chosen = self._select(question, passages, self.max_sentences)
+        listing = LIST.asked_by(question)
+        chosen = self._select(
+            question, passages, max(self.max_sentences, LIST_LINES) if listing else self.max_sentences
+        )
         if not chosen:
             return NOTHING_RELEVANT_EN if english else NOTHING_RELEVANT_ZH
-        body = "".join(_cite(self._with_list(c, passages), c.passage_index + 1) for c in chosen)
+        lines = [_cite(self._with_list(c, passages), c.passage_index + 1) for c in chosen]
+        if listing and len({c.title for c in chosen}) > 1:
+            body = "\n".join(f"- {line.strip()}" for line in lines)
+        else:
+            body = "".join(lines)
+        verdict = _verdict(question, chosen[0], english) if YESNO.asked_by(question) else ""
         if english and not any(_is_english(c.sentence) for c in chosen):
-            return "From the knowledge base (in Chinese): " + body
+            return (verdict + " " if verdict else "") + "From the knowledge base (in Chinese): " + body
+        if verdict:
+            return f"{verdict} {body}" if english else f"{verdict}。{body}"
         return body
 
     def select(self, question: str, passages: Sequence[Passage], limit: int) -> list[tuple[int, str]]:
@@ -202,20 +267,25 @@ class ExtractiveAnswerer:
         # English words the expansion translated count through their Chinese terms only.
         translated = {t for t in self.tokenize(question) if t in GLOSSARY} if english and self.expand else set()
         question = self.expand(question) if self.expand else question
+        original = question
+        question = self.expand(question) if self.expand else question
         weights = {t: w for t, w in self._weights(question).items() if t not in translated}
         total = sum(weights.values())
-        if not passages or total == 0:
+        scorer = self.semantic() if self.semantic else None
+        if not passages or (total == 0 and scorer is None):
             return []
-        candidates = self._candidates(question, passages, weights, total, english)
+        candidates = self._candidates(question, passages, weights, total, english, original, scorer)
         if not candidates:
             return []
         # A question that names an entry we retrieved is about the game even when its wording is
-        # far from the entry's ("蝎大王他老婆是怎么死的"); only other questions must cover enough.
+        # far from the entry's ("蝎大王他老婆是怎么死的"); only other questions must cover enough,
+        # in words or, when the vectors are ready, in meaning.
         named = set(self.find_entities(question)) if self.find_entities else set()
         needed = self.min_relevance * (ENTITY_RELEVANCE if named & {p.title for p in passages} else 1.0)
-        if max(c.coverage for c in candidates) < needed:
+        close_in_meaning = scorer is not None and max(c.semantic for c in candidates) >= SEM_ANSWER
+        if max(c.coverage for c in candidates) < needed and not close_in_meaning:
             return []
-        return self._choose(candidates, english, limit)
+        return self._choose(candidates, english, limit, LIST.asked_by(original))
 
     def _weights(self, question: str) -> dict[str, float]:
         """IDF weight of each content term of the question.
@@ -242,22 +312,35 @@ class ExtractiveAnswerer:
         weights: dict[str, float],
         total: float,
         english: bool,
+        original: str = "",
+        scorer: SentenceScorer | None = None,
     ) -> list[_Candidate]:
         wanted = [intent for intent in INTENTS if intent.asked_by(question)]
+        listing = LIST in wanted
         q_grams = _bigrams(question)
         out = []
         for index, passage in enumerate(passages):
             chunk = passage.chunk
             header = set(self.tokenize(f"{chunk.title} {chunk.section}"))
             section_match = any(_section_matches(chunk.section, intent.sections) for intent in wanted)
-            for position, sentence in enumerate(split_sentences(chunk.text)):
-                if len(sentence) < 4:
-                    continue
+            sentences = [(p, s) for p, s in enumerate(split_sentences(chunk.text)) if len(s) >= 4]
+            meaning = (
+                scorer.sentence_scores(original or question, chunk.chunk_id, [p for p, _ in sentences])
+                if scorer is not None
+                else [None] * len(sentences)
+            )
+            for (position, sentence), z in zip(sentences, meaning, strict=True):
                 tokens = frozenset(self.tokenize(sentence))
-                in_sentence = sum(w for t, w in weights.items() if t in tokens) / total
-                in_header = sum(w for t, w in weights.items() if t in header and t not in tokens) / total
+                in_sentence = sum(w for t, w in weights.items() if t in tokens) / total if total else 0.0
+                in_header = (
+                    sum(w for t, w in weights.items() if t in header and t not in tokens) / total if total else 0.0
+                )
                 coverage = in_sentence + in_header
                 score = coverage + BONUS_RANK / (1 + index) + BONUS_BIGRAM * _bigram_overlap(q_grams, sentence)
+                semantic = z if z is not None else 0.0
+                score += BONUS_SEMANTIC * min(1.0, max(0.0, (semantic - SEM_FLOOR) / SEM_SPAN))
+                if listing:
+                    score += BONUS_LIST * min(1.0, sentence.count("、") / 3)
                 if section_match:
                     score += BONUS_SECTION
                 if any(intent.cue.search(sentence) for intent in wanted):
@@ -266,7 +349,7 @@ class ExtractiveAnswerer:
                     score += BONUS_ENGLISH
                 if not chunk.section and position == 0:
                     score += BONUS_LEAD  # an entry's opening sentence says what the entity is
-                out.append(_Candidate(sentence, index, position, score, coverage, tokens))
+                out.append(_Candidate(sentence, index, position, score, coverage, tokens, semantic, chunk.title))
         return out
 
     @staticmethod
@@ -278,7 +361,9 @@ class ExtractiveAnswerer:
         items = [s.rstrip("。；;") for s in following[:limit]]
         return candidate.sentence + "；".join(items) + "。" if items else candidate.sentence
 
-    def _choose(self, candidates: list[_Candidate], english: bool, limit: int) -> list[_Candidate]:
+    def _choose(
+        self, candidates: list[_Candidate], english: bool, limit: int, listing: bool = False
+    ) -> list[_Candidate]:
         ranked = sorted(candidates, key=lambda c: (-c.score, c.passage_index, c.position))
         best = ranked[0]
         chosen = [best]
@@ -291,10 +376,47 @@ class ExtractiveAnswerer:
                 continue
             if english and _is_english(cand.sentence) and any(_is_english(c.sentence) for c in chosen):
                 continue
+            # A list answer is one line per entry: a second sentence of an entry already listed adds length, not items.
+            if listing and any(c.title == cand.title for c in chosen) and not english:
+                continue
             chosen.append(cand)
         # Read in the order the knowledge base tells it: the best passage first, then by position.
         head, rest = chosen[0], sorted(chosen[1:], key=lambda c: (c.passage_index, c.position))
         return [head, *rest]
+
+
+_NEGATIVE_ZH = re.compile(r"没有|不支持|不能|无法|不可以|不可|不会|并不|并非|不是|不需要|不提供|不包含|不含|没")
+_NEGATIVE_EN = re.compile(r"\bno\b|\bnot\b|n't\b|\bnever\b|\bwithout\b|\bneither\b|\bnor\b", re.I)
+_UNSURE = re.compile(
+    r"说法不一|未明言|未明确|不确定|尚未公布|尚无|未公布|官方未|unclear|not confirmed|unannounced", re.I
+)
+# The verb a Chinese yes/no question turns on, and its yes and no answers: 能不能… -> 能 / 不能.
+_ZH_VERDICTS = (
+    (re.compile(r"有没有|有.{0,14}" + _ASKS), "有", "没有"),
+    (re.compile(r"能不能|能.{0,14}" + _ASKS), "能", "不能"),
+    (re.compile(r"可不可以|可以不|可以.{0,14}" + _ASKS), "可以", "不可以"),
+    (re.compile(r"支不支持|支持.{0,14}" + _ASKS), "支持", "不支持"),
+    (re.compile(r"需不需要|要不要|需要.{0,14}" + _ASKS), "需要", "不需要"),
+    (re.compile(r"会不会|会.{0,14}" + _ASKS), "会", "不会"),
+    (re.compile(r"是不是|是.{0,14}" + _ASKS), "是", "不是"),
+)
+
+
+def _verdict(question: str, lead: _Candidate, english: bool) -> str:
+    """Yes or no, as the leading sentence states it; "" when it is not sure enough to say."""
+    sure = lead.coverage >= VERDICT_SURE or lead.semantic >= SEM_ANSWER
+    if not sure or _UNSURE.search(lead.sentence):
+        return ""
+    if english:
+        if not _is_english(lead.sentence):
+            negative = bool(_NEGATIVE_ZH.search(lead.sentence))
+        else:
+            negative = bool(_NEGATIVE_EN.search(lead.sentence))
+        return "No." if negative else "Yes."
+    for pattern, yes, no in _ZH_VERDICTS:
+        if pattern.search(question):
+            return no if _NEGATIVE_ZH.search(lead.sentence) else yes
+    return ""
 
 
 def _bigrams(text: str) -> set[str]:

@@ -93,12 +93,10 @@ def kb_dir(tmp_path: Path) -> Path:
 
 
 def make_settings(kb: Path, data: Path, *sets: str) -> Settings:
-    """Settings on a test KB and data dir, with no models configured (BM25 only)."""
-    return load_settings(
-        None,
-        [f"knowledge.paths=[{kb}]", f"app.data_dir={data}", "rag.embedding.model=", "rag.reranker.model=", *sets],
-        environ={},
-    )
+    """Settings on a test KB and data dir, with no models configured (BM25 only, unless a test sets
+    rag.embedding.backend: answers must not change when a background build finishes mid-test)."""
+    base = [f"knowledge.paths=[{kb}]", f"app.data_dir={data}", "rag.embedding.model=", "rag.reranker.model="]
+    return load_settings(None, [*base, "rag.embedding.backend=none", *sets], environ={})
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""The knowledge index: documents, chunks, BM25 and (optionally) dense vectors, cached on disk.
+"""The knowledge index: documents, chunks and BM25, cached on disk (dense vectors: modules/rag/dense.py).
 
 The cache lives under ``<data_dir>/index/<key>/`` where the key hashes every knowledge file's
 path and bytes together with the settings that shape the index, so editing the knowledge base or
@@ -36,7 +36,6 @@ _INDEX_CODE = ("loader.py", "chunker.py", "text.py", "bm25.py")
 @dataclass(frozen=True)
 class IndexSettings:
     chunk_chars: int = 320
-    embedding_model: str = ""  # a resolved local path; empty = BM25 only
 
 
 def index_key(roots: Sequence[Path], settings: IndexSettings) -> str:
@@ -129,10 +128,10 @@ class KnowledgeIndex:
         bm25 = BM25Index.build([tokenizer.tokens(t) for t in texts])
 
         try:
-            final = cls._write_cache(cache_dir, key, settings, documents, chunks, bm25, texts)
+            final = cls._write_cache(cache_dir, key, documents, chunks, bm25)
         except OSError as exc:
             # An unwritable data dir or a full disk must not stop the app: the index is in memory
-            # already; only the cache (and the dense vectors, which live on disk) are lost.
+            # already; only the cache (and the dense vectors, which live beside it) are lost.
             log.warning("could not write the index cache under %s (%s); running from memory, BM25 only", cache_dir, exc)
             index = cls(documents, chunks, bm25, tokenizer, cache_dir / key, built=True)
             index.cache_error = f"{type(exc).__name__}: {exc.strerror or exc}"
@@ -150,11 +149,9 @@ class KnowledgeIndex:
     def _write_cache(
         cache_dir: Path,
         key: str,
-        settings: IndexSettings,
         documents: list[Document],
         chunks: list[Chunk],
         bm25: BM25Index,
-        texts: list[str],
     ) -> Path:
         """Write the index to a temp dir, then rename it into place: a reader never sees half an index."""
         cache_dir.mkdir(parents=True, exist_ok=True)
@@ -165,10 +162,6 @@ class KnowledgeIndex:
                 json.dumps([_document_to_json(d) for d in documents], ensure_ascii=False), "utf-8"
             )
             (tmp / "chunks.json").write_text(json.dumps([asdict(c) for c in chunks], ensure_ascii=False), "utf-8")
-            if settings.embedding_model:
-                from modules.rag.dense import DenseIndex
-
-                DenseIndex(Path(settings.embedding_model), tmp / "chroma").add(chunks, texts)
             final = cache_dir / key
             if final.exists():
                 shutil.rmtree(final)

@@ -38,6 +38,7 @@ class HybridRetriever:
         reranker: CrossEncoderReranker | None = None,
         rerank_top_n: int = 20,
         entity_chunks: int = 3,
+        dense_weight: float = 1.0,
     ) -> None:
         self.index = index
         self.candidates = candidates
@@ -46,6 +47,7 @@ class HybridRetriever:
         self.reranker = reranker
         self.rerank_top_n = rerank_top_n
         self.entity_chunks = entity_chunks
+        self.dense_weight = dense_weight  # the dense ranking's weight in the fusion (BM25 and entities: 1)
 
     def analyze(self, query: str) -> QueryAnalysis:
         entities = self.index.entities.find(query)
@@ -70,10 +72,13 @@ class HybridRetriever:
                 ranked_entities.extend(sorted(ids, key=lambda i: -scores[i])[: self.entity_chunks])
             rankings.append(sorted(ranked_entities, key=lambda i: -scores[i]))
 
-        if self.dense is not None:
-            rankings.append([cid for cid, _ in self.dense.query(query, self.candidates)])
+        weights = [1.0] * len(rankings)
+        dense = self.dense  # set by a background build once the vectors are ready
+        if dense is not None:
+            rankings.append([cid for cid, _ in dense.rank_chunks(query, self.candidates)])
+            weights.append(self.dense_weight)
 
-        fused = reciprocal_rank_fusion(rankings, k=self.rrf_k)
+        fused = reciprocal_rank_fusion(rankings, k=self.rrf_k, weights=weights)
         if not fused:
             return []
         passages = [Passage(self.index.chunks[cid], score) for cid, score in fused]

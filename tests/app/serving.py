@@ -24,7 +24,7 @@ def free_port() -> int:
 
 def app_command(root: Path, port: int, *sets: str) -> list[str]:
     flags = [f"knowledge.paths=[{root / 'kb'}]", f"app.data_dir={root / 'data'}", "rag.embedding.model="]
-    flags += ["rag.reranker.model=", *sets]
+    flags += ["rag.reranker.model=", "rag.embedding.backend=none", *sets]
     return [sys.executable, "-m", "app", *(a for f in flags for a in ("--set", f)), "serve", "--port", str(port)]
 
 

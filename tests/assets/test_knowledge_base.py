@@ -19,6 +19,7 @@ REFERENCE = REPO.parent / "shared" / "reference" / "game-facts"
 FOLDER_CATEGORY = {
     "game": "game", "chapters": "chapter", "areas": "area", "bosses": "boss", "characters": "character",
     "story": "story", "combat": "combat", "novel": "novel", "culture": "culture", "art": "art", "memes": "meme",
+    "faq": "faq",
 }  # fmt: skip
 
 

@@ -80,3 +80,101 @@ def test_select_returns_numbered_sentences_for_a_compact_context(setup):
     n, sentence = picks[0]
     assert "牛魔王" in sentence and passages[n - 1].title == "红孩儿"
     assert answerer.select("今天股市怎么样", retriever.retrieve("今天股市怎么样", 5), 3) == []
+
+
+# -- kinds of question: yes/no verdicts, lists, and the meaning of sentences ------------------
+
+FAQ = {
+    "faq/multiplayer.md": """---
+title: 多人联机
+aliases: [联机, co-op, multiplayer]
+category: faq
+summary_en: "No. Black Myth: Wukong is a single-player game with no co-op or multiplayer mode."
+---
+《黑神话：悟空》没有多人联机模式，是一款纯单人游戏。《黑神话：悟空》也没有召唤其他玩家助战的功能。
+""",
+    "faq/controller.md": """---
+title: 手柄支持
+aliases: [手柄, controller]
+category: faq
+summary_en: "Yes. The PC version of Black Myth: Wukong fully supports controllers."
+---
+《黑神话：悟空》的PC版支持手柄，Xbox手柄和PS5手柄都能直接使用。《黑神话：悟空》也可以用键盘和鼠标游玩。
+""",
+    "story/overview.md": """---
+title: 头目一览
+aliases: [所有头目]
+category: story
+---
+《黑神话：悟空》各回的最终头目依次是黑熊精、黄风大圣、黄眉、百眼魔君、红孩儿和大圣残躯。每一回都有若干可选头目。
+""",
+}
+
+
+@pytest.fixture
+def faq_setup(tmp_path: Path):
+    from tests.conftest import ENTRIES, write_kb
+
+    root = write_kb(tmp_path / "kb", {**ENTRIES, **FAQ})
+    index = KnowledgeIndex.open([root], tmp_path / "cache", IndexSettings())
+    answerer = ExtractiveAnswerer(index.tokenizer.tokens, index.bm25.idf, expand=index.entities.expand)
+    return HybridRetriever(index), answerer
+
+
+def test_a_yes_no_question_gets_the_verdict_first(faq_setup):
+    assert ask(faq_setup, "黑神话可以联机吗").startswith("不可以。")
+    assert ask(faq_setup, "有没有多人联机模式").startswith("没有。")
+    assert ask(faq_setup, "PC版支持手柄吗？").startswith("支持。")
+    assert ask(faq_setup, "Does Black Myth: Wukong have co-op?").startswith("No.")
+    assert ask(faq_setup, "Can I play with a controller?").startswith("Yes.")
+
+
+def test_what_questions_are_not_taken_for_yes_no(faq_setup):
+    answer = ask(faq_setup, "红孩儿的父亲是谁？")
+    assert not answer.startswith(("是。", "有。", "Yes", "No"))
+
+
+def test_a_list_question_is_answered_with_the_list(faq_setup):
+    answer = ask(faq_setup, "每一回的最终头目分别是谁")
+    assert "黑熊精、黄风大圣、黄眉" in answer
+
+
+def test_list_answers_put_one_entry_per_line(setup):
+    retriever, answerer = setup
+    answer = "".join(answerer.stream("第几回的最终头目分别是谁", retriever.retrieve("黑熊精 红孩儿 黄眉 最终头目", 5)))
+    lines = [line for line in answer.splitlines() if line.startswith("- ")]
+    assert len(lines) >= 2 and all("[" in line for line in lines)
+
+
+class FixedScorer:
+    """Stands in for the sentence vectors: one sentence is close in meaning, the rest are not."""
+
+    def __init__(self, close: str, index):
+        self.close = close
+        self.index = index
+
+    def sentence_scores(self, question, chunk_id, positions):
+        from modules.rag.text import split_sentences
+
+        sentences = split_sentences(self.index.chunks[chunk_id].text)
+        return [6.0 if self.close in sentences[p] else 0.0 for p in positions]
+
+
+def test_meaning_picks_the_sentence_words_cannot(setup):
+    retriever, _ = setup
+    index = retriever.index
+    question = "黑熊精以前住哪"  # 住 is in no sentence; the words alone tie every 黑熊精 sentence
+    scorer = FixedScorer("观音禅院附近", index)
+    answerer = ExtractiveAnswerer(index.tokenizer.tokens, index.bm25.idf, max_sentences=1, semantic=lambda: scorer)
+    assert "观音禅院" in "".join(answerer.stream(question, retriever.retrieve(question, 5)))
+
+
+def test_meaning_alone_can_answer_but_off_topic_meaning_cannot(setup):
+    retriever, _ = setup
+    index = retriever.index
+    question = "熊老大的家在哪"  # no term in common with the knowledge base
+    passages = retriever.retrieve("黑熊精", 5)
+    close = ExtractiveAnswerer(index.tokenizer.tokens, index.bm25.idf, semantic=lambda: FixedScorer("黑风洞", index))
+    assert "黑风洞" in close.compose(question, passages)
+    far = ExtractiveAnswerer(index.tokenizer.tokens, index.bm25.idf, semantic=lambda: FixedScorer("(none)", index))
+    assert far.compose(question, passages) == NOTHING_RELEVANT_ZH

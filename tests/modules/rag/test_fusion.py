@@ -21,3 +21,11 @@ def test_empty_and_bad_k():
     assert reciprocal_rank_fusion([]) == []
     with pytest.raises(ValueError):
         reciprocal_rank_fusion([["a"]], k=0)
+
+
+def test_weights_let_a_noisier_ranking_count_for_less():
+    fused = dict(reciprocal_rank_fusion([["a", "b"], ["b", "a"]], k=60, weights=[1.0, 0.5]))
+    assert fused["a"] == pytest.approx(1 / 61 + 0.5 / 62)
+    assert fused["a"] > fused["b"]
+    with pytest.raises(ValueError, match="weights"):
+        reciprocal_rank_fusion([["a"], ["b"]], weights=[1.0])

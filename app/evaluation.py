@@ -1,0 +1,143 @@
+"""Answer-quality evaluation: JSONL sets of {q, keys}, scored the same way for every backend.
+
+An answer is *correct* when it contains any key (case-insensitive); retrieval *hits* when any
+retrieved passage does. Questions with ``"category": "none"`` must be declined: their key is the
+refusal itself. Each set also reports how often answerable questions were answered at all (not
+refused), how often unanswerable ones were declined, and the English questions on their own.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from app.config import ConfigError
+from llm.extractive import NOTHING_RELEVANT_EN, NOTHING_RELEVANT_ZH
+from modules.rag.text import mostly_english
+
+# What a refusal says: the extractive answerer's words, and what a model is told to say.
+REFUSALS = (NOTHING_RELEVANT_ZH[:8], NOTHING_RELEVANT_EN[:24], "知识库里没有", "could not find")
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """The q-th percentile (0..100) by linear interpolation; 0 for no values."""
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    pos = (len(ordered) - 1) * q / 100
+    low = int(pos)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (pos - low)
+
+
+def read_jsonl(path: Path, check: Callable[[object], str] | None = None) -> list[dict[str, object]]:
+    """The JSON objects of a JSONL file; a bad line is a ConfigError naming the file and line.
+
+    ``check`` returns what is wrong with a parsed line ("" when nothing is).
+    """
+    items = []
+    for n, line in enumerate(path.read_text("utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            item = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"{path}:{n}: not JSON ({exc.msg})") from None
+        problem = "expected a JSON object" if not isinstance(item, dict) else check(item) if check else ""
+        if problem:
+            raise ConfigError(f"{path}:{n}: {problem}")
+        items.append(item)
+    return items
+
+
+def load_eval_file(path: Path) -> list[dict[str, object]]:
+    """Lines of {"q": question, "keys": [accepted strings]}; a bad line is an error naming it."""
+
+    def check(item: object) -> str:
+        ok = isinstance(item, dict) and isinstance(item.get("q"), str) and isinstance(item.get("keys"), list)
+        return "" if ok else 'expected {"q": str, "keys": [str, ...]}'
+
+    if not path.is_file():
+        raise ConfigError(f"eval file not found: {path}")
+    return read_jsonl(path, check)
+
+
+def is_refusal(answer: str) -> bool:
+    return any(r.lower() in answer.lower() for r in REFUSALS)
+
+
+@dataclass
+class SetResult:
+    """One evaluation set's scores, and every question's outcome."""
+
+    name: str
+    results: list[dict[str, object]] = field(default_factory=list)
+
+    def summary(self) -> dict[str, object]:
+        res = self.results
+        answerable = [r for r in res if r["category"] != "none"]
+        unanswerable = [r for r in res if r["category"] == "none"]
+        english = [r for r in res if r["english"]]
+        latencies = [float(r["latency_ms"]) for r in res]  # type: ignore[arg-type]
+
+        def share(rows: list[dict[str, object]], key: str) -> float | None:
+            return round(sum(bool(r[key]) for r in rows) / len(rows), 4) if rows else None
+
+        return {
+            "set": self.name,
+            "n": len(res),
+            "accuracy": share(res, "correct") or 0.0,
+            "retrieval_hit": share(answerable, "retrieval_hit") or 0.0,
+            "answered": share(answerable, "answered"),  # answerable questions not refused
+            "declined": None if not unanswerable else round(1 - (share(unanswerable, "answered") or 0.0), 4),
+            "english_n": len(english),
+            "english_accuracy": share(english, "correct"),
+            "p50_ms": round(percentile(latencies, 50), 2),
+            "p95_ms": round(percentile(latencies, 95), 2),
+        }
+
+
+def evaluate(ask: Callable[[str], object], items: Sequence[dict[str, object]], name: str = "") -> SetResult:
+    """Ask every question (``ask`` returns an app.assistant.Answer) and score the answers."""
+    out = SetResult(name)
+    for item in items:
+        answer = ask(str(item["q"]))
+        text = answer.answer  # type: ignore[attr-defined]
+        sources = answer.sources  # type: ignore[attr-defined]
+        keys = [str(k).lower() for k in item["keys"]]  # type: ignore[union-attr]
+        low = text.lower()
+        out.results.append(
+            {
+                "q": item["q"],
+                "keys": item["keys"],
+                "category": item.get("category", ""),
+                "english": mostly_english(str(item["q"])),
+                "answer": text,
+                "correct": any(k in low for k in keys),
+                "answered": not is_refusal(text),
+                "retrieval_hit": any(k in s.text.lower() for s in sources for k in keys),
+                "latency_ms": round(answer.latency_ms, 2),  # type: ignore[attr-defined]
+                "sources": [s.title for s in sources],
+            }
+        )
+    return out
+
+
+def format_table(summaries: Sequence[dict[str, object]], top_k: int) -> str:
+    """One row per set: the numbers the README quotes."""
+
+    def pct(v: object) -> str:
+        return "-" if v is None else f"{float(v):.1%}"  # type: ignore[arg-type]
+
+    head = f"{'set':<20}{'n':>5}{'accuracy':>10}{'hit@' + str(top_k):>8}{'answered':>10}{'declined':>10}"
+    head += f"{'english':>14}{'p50 ms':>9}"
+    lines = [head]
+    for s in summaries:
+        en = f"{pct(s['english_accuracy'])} ({s['english_n']})" if s["english_n"] else "-"
+        lines.append(
+            f"{str(s['set'])[:19]:<20}{s['n']:>5}{pct(s['accuracy']):>10}{pct(s['retrieval_hit']):>8}"
+            f"{pct(s['answered']):>10}{pct(s['declined']):>10}{en:>14}{float(s['p50_ms']):>9.1f}"  # type: ignore[arg-type]
+        )
+    return "\n".join(lines)
