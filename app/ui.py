@@ -158,12 +158,30 @@ def answer_stream(assistant: Assistant, message: str, history: list[dict[str, An
         yield view.messages
 
 
+def _status_markdown(assistant: Assistant) -> str:
+    return f"<sub>状态：{html.escape(assistant.status_line())}</sub>"
+
+
+def _vectors_building(assistant: Assistant) -> bool:
+    build = assistant.dense_build
+    return build is not None and build.building
+
+
 def build_ui(companion: Companion, settings: Settings) -> gr.Blocks:
     assistant = companion.assistant
     streaming_audio = shutil.which("ffmpeg") is not None  # gradio encodes streamed audio with ffmpeg
     with gr.Blocks(title=TITLE, fill_height=True, delete_cache=(3600, 3600)) as demo:
         gr.Markdown(f"# {TITLE}\n{INTRO}")
-        gr.Markdown(f"<sub>状态：{html.escape(assistant.status_line())}</sub>", elem_id="status")
+        status = gr.Markdown(_status_markdown(assistant), elem_id="status")
+        # While the sentence vectors are built (first launch), the status line follows the progress
+        # and the timer stops itself once they are ready.
+        status_timer = gr.Timer(2.0, active=_vectors_building(assistant))
+
+        def refresh_status() -> tuple[str, gr.Timer]:
+            return _status_markdown(assistant), gr.Timer(active=_vectors_building(assistant))
+
+        status_timer.tick(refresh_status, outputs=[status, status_timer], show_progress="hidden", queue=False)
+        demo.load(refresh_status, outputs=[status, status_timer], show_progress="hidden", queue=False)
         pictures = gr.State([])
         with gr.Tab("对话 Chat"):
             chatbot = gr.Chatbot(

@@ -30,3 +30,26 @@ def test_public_set_size_and_spread():
     english = sum(i["q"].isascii() for i in items)
     assert english >= 20
     assert counts["none"] >= 5  # questions the knowledge base must decline
+
+
+def _items(name):
+    return [json.loads(line) for line in (EVAL / name).read_text("utf-8").splitlines() if line.strip()]
+
+
+def test_blind_set_size_and_languages():
+    """Written by someone who never saw the knowledge base or the code; keys filled in afterwards from facts."""
+    items = _items("blind.jsonl")
+    assert len(items) >= 200
+    assert sum(i["lang"] == "en" for i in items) >= 50
+    kinds = Counter(i["category"] for i in items)
+    assert {"wording", "list", "practical", "yesno", "lore"} <= set(kinds)
+
+
+@pytest.mark.parametrize("name", ["unanswerable.jsonl", "dev_unanswerable.jsonl"])
+def test_unanswerable_sets_expect_the_refusal(name):
+    items = _items(name)
+    assert len(items) >= 60
+    assert all(i["category"] == "none" for i in items)
+    assert {i["kind"] for i in items} == {"other-game", "made-up", "off-topic", "future"}
+    for i in items:
+        assert i["keys"] == (["could not find"] if i["lang"] == "en" else ["没有找到"])

@@ -178,3 +178,8 @@ def test_meaning_alone_can_answer_but_off_topic_meaning_cannot(setup):
     assert "黑风洞" in close.compose(question, passages)
     far = ExtractiveAnswerer(index.tokenizer.tokens, index.bm25.idf, semantic=lambda: FixedScorer("(none)", index))
     assert far.compose(question, passages) == NOTHING_RELEVANT_ZH
+
+
+def test_a_year_no_passage_mentions_is_declined(setup):
+    assert ask(setup, "红孩儿在2031年会怎么样") == NOTHING_RELEVANT_ZH
+    assert "牛魔王" in ask(setup, "红孩儿的父亲是谁")  # no year: answered as before
