@@ -201,6 +201,7 @@ SEM_SPAN = 3.0
 SEM_ANSWER = 4.5  # a sentence this close in meaning answers even when the words differ (联机 / 多人)
 BONUS_LIST = 0.2  # x share of a full enumeration (three 、) in a sentence, for list questions
 LIST_LINES = 6  # most lines in a list answer
+LIST_ITEMS = 20  # most items a list question takes from a list that follows an introducing sentence
 VERDICT_SURE = 0.5  # coverage (or SEM_ANSWER) the leading sentence needs before a yes/no verdict is drawn from it
 
 
@@ -257,7 +258,8 @@ class ExtractiveAnswerer:
         )
         if not chosen:
             return NOTHING_RELEVANT_EN if english else NOTHING_RELEVANT_ZH
-        lines = [_cite(self._with_list(c, passages), c.passage_index + 1) for c in chosen]
+        items = LIST_ITEMS if listing else 5
+        lines = [_cite(self._with_list(c, passages, items), c.passage_index + 1) for c in chosen]
         if FUTURE.search(question):
             return (FUTURE_EN if english else FUTURE_ZH) + "".join(lines)
         if listing and len({c.title for c in chosen}) > 1:
@@ -381,8 +383,9 @@ class ExtractiveAnswerer:
 
     @staticmethod
     def _with_list(candidate: _Candidate, passages: Sequence[Passage], limit: int = 5) -> str:
-        """A sentence that introduces a list ("…如下：") brings the list items that follow it."""
-        if not candidate.sentence.rstrip().endswith(("：", ":")):
+        """A sentence that introduces a list ("…如下：", "按以下顺序…") brings the list items that follow it."""
+        sentence = candidate.sentence.rstrip()
+        if not (sentence.endswith(("：", ":")) or _LIST_INTRO.search(sentence)):
             return candidate.sentence
         following = split_sentences(passages[candidate.passage_index].text)[candidate.position + 1 :]
         items = [s.rstrip("。；;") for s in following[:limit]]
@@ -446,6 +449,7 @@ def _verdict(question: str, lead: _Candidate, english: bool) -> str:
     return ""
 
 
+_LIST_INTRO = re.compile(r"(?:如下|以下|下列)[^。，,]{0,8}[。：:]?$")
 _YEAR = re.compile(r"(?<!\d)(1[5-9]\d\d|20\d\d)(?!\d)")
 
 
