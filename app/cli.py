@@ -1,6 +1,7 @@
 """Command line: ``python -m app [serve|ask|eval|ingest|doctor|kb] …``.
 
-Global options (before the command): ``--config PATH`` and repeated ``--set dotted.key=value``.
+Global options, before or after the command: ``--config PATH``, repeated ``--set dotted.key=value``
+and ``-v``. ``--set`` flags from both places all apply, in the order written.
 """
 
 from __future__ import annotations
@@ -31,7 +32,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="override one setting, e.g. --set rag.top_k=8 (repeatable)",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
-    sub = parser.add_subparsers(dest="command")
+    # The same options after the command land in their own names (a subcommand's values would
+    # otherwise replace the ones given before it); main() merges them.
+    late = argparse.ArgumentParser(add_help=False)
+    late.add_argument("--config", dest="late_config", type=Path, default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    late.add_argument("--set", dest="late_sets", action="append", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    late.add_argument("-v", "--verbose", dest="late_verbose", action="store_true", default=argparse.SUPPRESS)
+    sub = parser.add_subparsers(dest="command", parser_class=_parser_with(late))
 
     serve = sub.add_parser("serve", help="start the web app (the default command)")
     serve.add_argument("--host", help="bind address (default app.host, 127.0.0.1)")
@@ -95,9 +102,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _parser_with(late: argparse.ArgumentParser) -> type[argparse.ArgumentParser]:
+    """An ArgumentParser class whose every instance (each subcommand) also takes the global options."""
+
+    class Parser(argparse.ArgumentParser):
+        def __init__(self, *args: object, **kwargs: object) -> None:
+            kwargs["parents"] = [*kwargs.get("parents", []), late]  # type: ignore[list-item]
+            super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+
+    return Parser
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.sets = [*args.sets, *getattr(args, "late_sets", [])]
+    args.config = getattr(args, "late_config", None) or args.config
+    args.verbose = args.verbose or getattr(args, "late_verbose", False)
     quiet = args.command in (
         "ask",
         "eval",

@@ -136,3 +136,13 @@ def test_a_broken_model_file_is_a_clean_error(capsys, kb_dir, tmp_path):
     assert main([*argv, "ask", "黄眉是谁"]) == 2
     err = capsys.readouterr().err
     assert "wulewule: error:" in err and "not-a-model.gguf" in err and "Traceback" not in err
+
+
+def test_global_options_work_before_or_after_the_command(capsys, kb_dir, tmp_path):
+    before = ["--set", f"knowledge.paths=[{kb_dir}]"]
+    after = ["--set", f"app.data_dir={tmp_path}", "--set", "rag.top_k=1"]
+    out = run_json(capsys, [*before, "ask", "红孩儿的父亲是谁？", "--json", *after])
+    assert "牛魔王" in out["answer"]
+    assert len(out["sources"]) == 1  # rag.top_k=1, given after the command, applied with the one before it
+    assert main(["doctor", "--set", "rag.top_k=0"]) == 2  # a bad value after the command is still checked
+    assert "rag.top_k" in capsys.readouterr().err
