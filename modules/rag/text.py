@@ -40,6 +40,8 @@ do does did what which who whom whose where when why how that this
 these those it its he she they them his her their i you we me my your
 our and or not no can could should would will shall may might must
 there here about into as please tell
+has have had get got any anyone someone really actually exactly just also even still know
+total order called name named main list many much thing things stuff guys pls ok okay
 """
 STOPWORDS = frozenset(_STOPWORD_TEXT.split())
 
