@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 from llm.base import ChatTurn
@@ -215,6 +215,7 @@ class _Candidate:
     tokens: frozenset[str]
     semantic: float = 0.0  # calibrated relevance of meaning; 0 when no vectors are ready
     title: str = ""
+    predicate: float = 1.0  # share of what the question asks (its terms other than entity names) covered
 
 
 class ExtractiveAnswerer:
@@ -308,7 +309,16 @@ class ExtractiveAnswerer:
         close_in_meaning = scorer is not None and max(c.semantic for c in candidates) >= SEM_ANSWER
         if max(c.coverage for c in candidates) < needed and not close_in_meaning:
             return []
-        return self._choose(candidates, english, limit, LIST.asked_by(original))
+        chosen = self._choose(candidates, english, limit, LIST.asked_by(original))
+        # What the question asks about its entities (不是 who): the weight of the terms that are not
+        # their names. A yes/no verdict is only drawn from a sentence that covers that.
+        names = {t for title in named for t in self.tokenize(title)}
+        asked = {t: w for t, w in weights.items() if t not in names}
+        if asked:
+            lead = chosen[0]
+            share = sum(w for t, w in asked.items() if t in lead.tokens) / sum(asked.values())
+            chosen[0] = replace(lead, predicate=share)
+        return chosen
 
     def _unknown(self, token: str) -> bool:
         """A word no chunk of the knowledge base contains (BM25 gives it the largest IDF there is)."""
@@ -434,7 +444,7 @@ _ZH_VERDICTS = (
 
 def _verdict(question: str, lead: _Candidate, english: bool) -> str:
     """Yes or no, as the leading sentence states it; "" when it is not sure enough to say."""
-    sure = lead.coverage >= VERDICT_SURE or lead.semantic >= SEM_ANSWER
+    sure = (lead.coverage >= VERDICT_SURE and lead.predicate >= VERDICT_SURE) or lead.semantic >= SEM_ANSWER
     if not sure or _UNSURE.search(lead.sentence):
         return ""
     if english:
