@@ -143,6 +143,7 @@ class Assistant:
         self._reranker_loc = self._locate("rag.reranker.model", settings.rag.reranker.model)
         self._retriever: HybridRetriever | None = None
         self.dense_build: BackgroundDense | None = None  # the sentence vectors, built or loaded on a thread
+        self._vectors_after_s = 0.0
         self._answerer: Answerer | None = answerer
         self._extractive: ExtractiveAnswerer | None = None
         self.startup_notices: list[str] = []  # problems found while loading, shown to the player once
@@ -171,12 +172,14 @@ class Assistant:
         user = self.settings.user_kb_dir
         return [*roots, user] if user.is_dir() else roots
 
-    def warm_up(self, wait_for_vectors: bool = False) -> None:
+    def warm_up(self, wait_for_vectors: bool = False, vectors_after_s: float = 0.0) -> None:
         """Load or build the index and the answerer now instead of on the first question.
 
-        The dense vectors come on a thread (BM25 answers meanwhile); ``wait_for_vectors`` blocks
-        until they are ready (or have failed), for the CLI and evaluation.
+        The dense vectors come on a thread (BM25 answers meanwhile), started ``vectors_after_s``
+        seconds from now so that the app's own start-up has the cores first; ``wait_for_vectors``
+        blocks until they are ready (or have failed), for the CLI and evaluation.
         """
+        self._vectors_after_s = vectors_after_s
         self.retriever  # noqa: B018 - the property builds everything
         if wait_for_vectors and self.dense_build is not None:
             self.dense_build.wait()
@@ -213,7 +216,7 @@ class Assistant:
                 dense_weight=rag.embedding.fusion_weight,
             )
             if rag.embedding.backend != "none" and not index.cache_error:
-                self.dense_build = BackgroundDense(self._load_dense).start()
+                self.dense_build = BackgroundDense(self._load_dense).start(delay=self._vectors_after_s)
         return self._retriever
 
     def _load_dense(self, progress: Callable[[int, int], None]) -> DenseIndex:

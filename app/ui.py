@@ -293,6 +293,9 @@ def join_clips(clips: list[AudioClip]) -> AudioClip:
     return AudioClip(np.concatenate([c.samples for c in clips]), clips[0].sample_rate)
 
 
+VECTORS_AFTER_S = 8.0  # about the time the page takes to come up on 2 cores
+
+
 def launch(settings: Settings, auth_flags: Sequence[str] = ()) -> None:
     """Load everything, then serve until interrupted: the web app, and the /v1 API beside it (api.enabled)."""
     from app.access import web_logins
@@ -309,7 +312,8 @@ def launch(settings: Settings, auth_flags: Sequence[str] = ()) -> None:
     started = time.perf_counter()
     companion = Companion(settings)
     assistant = companion.assistant
-    assistant.warm_up()
+    # The sentence vectors load (or, on the very first launch, are built) once the page is up.
+    assistant.warm_up(vectors_after_s=VECTORS_AFTER_S)
     demo = build_ui(companion, settings)
     log.info("assistant ready in %.1f s: %s", time.perf_counter() - started, assistant.status_line())
     if serve_api:

@@ -209,12 +209,17 @@ class BackgroundDense:
         self.done = 0
         self.total = 0
         self._thread = threading.Thread(target=self._run, name="dense-index", daemon=True)
+        self._go = threading.Event()
+        self._delay = 0.0
 
-    def start(self) -> BackgroundDense:
+    def start(self, delay: float = 0.0) -> BackgroundDense:
+        """Start the thread; the work itself begins after ``delay`` seconds (or as soon as someone waits)."""
+        self._delay = delay
         self._thread.start()
         return self
 
     def wait(self, timeout: float | None = None) -> DenseIndex | None:
+        self._go.set()
         self._thread.join(timeout)
         return self.index
 
@@ -236,6 +241,8 @@ class BackgroundDense:
         self.done, self.total = done, total
 
     def _run(self) -> None:
+        # The app's own start-up (the web page) comes first; the vectors are background work.
+        self._go.wait(self._delay)
         # Embedding is background work: let questions being answered have the cores first.
         with contextlib.suppress(AttributeError, OSError):  # not Linux, or not permitted
             os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)

@@ -122,3 +122,16 @@ def test_reranker_scores_each_pair(tiny_cross_encoder_dir):
     scores = reranker.scores("黑熊精", ["黑熊精在黑风山。", "红孩儿在火焰山。"])
     assert len(scores) == 2 and all(isinstance(s, float) for s in scores)
     assert reranker.scores("q", []) == []
+
+
+def test_a_delayed_build_starts_at_once_when_someone_waits(index, tiny_bert_dir):
+    import time
+
+    embedder = SentenceTransformerEmbedder(tiny_bert_dir)
+    job = BackgroundDense(lambda progress: DenseIndex.open(embedder, index.directory / "late", index.chunks, progress))
+    job.start(delay=60)
+    time.sleep(0.2)
+    assert job.index is None and job.state == "loading"  # still waiting out the delay
+    started = time.perf_counter()
+    assert job.wait(30) is not None
+    assert time.perf_counter() - started < 30
