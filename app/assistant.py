@@ -223,11 +223,8 @@ class Assistant:
         """Runs on the background thread: the embedder, then the vectors (cached beside the index)."""
         rag = self.settings.rag
         emb_path = self._embedding.path if self._embedding else None
-        try:
-            embedder = load_embedder(rag.embedding.backend, emb_path, rag.embedding.device, rag.embedding.batch_size)
-        except EmbedderUnavailable as exc:
-            log.warning("rag.embedding: %s; answering with BM25 + aliases", exc)
-            raise
+        # A failure here (EmbedderUnavailable naming the fix) is logged once by BackgroundDense.
+        embedder = load_embedder(rag.embedding.backend, emb_path, rag.embedding.device, rag.embedding.batch_size)
         assert embedder is not None  # backend "none" never starts a build
         index = self.retriever.index
         probes = load_probes(REPO_ROOT / "assets" / "calibration" / "off_topic.txt")

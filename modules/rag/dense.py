@@ -249,5 +249,5 @@ class BackgroundDense:
         try:
             self.index = self._load(self._progress)
         except Exception as exc:  # any failure leaves BM25 answering; the status says why
-            log.warning("dense retrieval is off: %s", exc)
+            log.warning("dense retrieval is off, BM25 + aliases answer (python -m app doctor): %s", exc)
             self.error = f"{type(exc).__name__}: {exc}"
