@@ -8,13 +8,13 @@ refused), how often unanswerable ones were declined, and the English questions o
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from app.config import ConfigError
 from llm.extractive import NOTHING_RELEVANT_EN, NOTHING_RELEVANT_ZH
+from modules.jsonl import JsonlError, json_objects
 from modules.rag.text import mostly_english
 
 # What a refusal says: the extractive answerer's words, and what a model is told to say.
@@ -32,36 +32,20 @@ def percentile(values: Sequence[float], q: float) -> float:
     return ordered[low] + (ordered[high] - ordered[low]) * (pos - low)
 
 
-def read_jsonl(path: Path, check: Callable[[object], str] | None = None) -> list[dict[str, object]]:
-    """The JSON objects of a JSONL file; a bad line is a ConfigError naming the file and line.
-
-    ``check`` returns what is wrong with a parsed line ("" when nothing is).
-    """
-    items = []
-    for n, line in enumerate(path.read_text("utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            item = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise ConfigError(f"{path}:{n}: not JSON ({exc.msg})") from None
-        problem = "expected a JSON object" if not isinstance(item, dict) else check(item) if check else ""
-        if problem:
-            raise ConfigError(f"{path}:{n}: {problem}")
-        items.append(item)
-    return items
-
-
 def load_eval_file(path: Path) -> list[dict[str, object]]:
     """Lines of {"q": question, "keys": [accepted strings]}; a bad line is an error naming it."""
 
-    def check(item: object) -> str:
-        ok = isinstance(item, dict) and isinstance(item.get("q"), str) and isinstance(item.get("keys"), list)
-        return "" if ok else 'expected {"q": str, "keys": [str, ...]}'
-
     if not path.is_file():
         raise ConfigError(f"eval file not found: {path}")
-    return read_jsonl(path, check)
+    items = []
+    try:
+        for n, item in json_objects(path.read_text("utf-8")):
+            if not isinstance(item.get("q"), str) or not isinstance(item.get("keys"), list):
+                raise ConfigError(f'{path}:{n}: expected {{"q": str, "keys": [str, ...]}}')
+            items.append(item)
+    except JsonlError as exc:
+        raise ConfigError(f"{path}:{exc.line}: {exc.reason}") from None
+    return items
 
 
 def is_refusal(answer: str) -> bool:

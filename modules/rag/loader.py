@@ -6,13 +6,13 @@ warning naming it; one bad file never stops the rest from loading.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import yaml
 
+from modules.jsonl import JsonlError, json_objects
 from modules.rag.types import Document
 
 log = logging.getLogger(__name__)
@@ -142,15 +142,11 @@ def _first_heading(body: str) -> str:
 
 def _load_jsonl(text: str, rel: str, source: str) -> list[Document]:
     docs = []
-    for n, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise KnowledgeFileError(f"line {n} is not JSON: {exc.msg}") from None
-        if not isinstance(record, dict):
-            raise KnowledgeFileError(f"line {n} is not a JSON object")
+    try:
+        records = list(json_objects(text))
+    except JsonlError as exc:
+        raise KnowledgeFileError(str(exc)) from None
+    for n, record in records:
         body = record.get("text") or record.get("content") or record.get("body")
         if not isinstance(body, str) or not body.strip():
             raise KnowledgeFileError(f"line {n} has no 'text'")

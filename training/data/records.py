@@ -14,6 +14,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from modules.jsonl import JsonlError, json_objects
+
 
 class DataFormatError(ValueError):
     """A data file that is not in the expected format; the message names the file and line."""
@@ -83,14 +85,12 @@ def read_conversations(path: Path) -> list[Conversation]:
     except UnicodeDecodeError as exc:
         raise DataFormatError(f"{path}: not valid UTF-8 ({exc.reason})") from None
     out = []
-    for n, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise DataFormatError(f"{path}:{n}: not JSON ({exc.msg})") from None
-        turns = row.get("conversation") if isinstance(row, dict) else None
+    try:
+        rows = list(json_objects(text))
+    except JsonlError as exc:
+        raise DataFormatError(f"{path}:{exc.line}: {exc.reason}") from None
+    for n, row in rows:
+        turns = row.get("conversation")
         if not isinstance(turns, list) or not turns:
             raise DataFormatError(f'{path}:{n}: expected {{"conversation": [{{"input": …, "output": …}}, …]}}')
         parsed = []
