@@ -184,6 +184,7 @@ class SentenceScorer(Protocol):
 # entry's title or the section heading counts as covered) + these bonuses. Tuned on the public
 # and players' evaluation sets; see README "Evaluation".
 ENTITY_RELEVANCE = 0.4  # share of min_relevance needed when the question names a retrieved entry
+STRAY_RUN = 3  # single characters in a row that make an unknown name
 UNKNOWN_SHARE = 0.3  # ... but not when this share of the question's weight is words the knowledge base lacks
 SIMILAR = 0.5  # token Jaccard above which a sentence repeats one already chosen
 BONUS_RANK = 0.03  # / (1 + passage rank): retrieval's own order breaks near-ties
@@ -303,7 +304,8 @@ class ExtractiveAnswerer:
         named = set(self.find_entities(question)) if self.find_entities else set()
         # ... unless much of the question is words the knowledge base has never seen: "第二回的紫霄雷猿"
         # names a real chapter and a made-up boss, and is not answered by the chapter's sentences.
-        unknown = sum(w for t, w in weights.items() if self._unknown(t)) / total if total else 0.0
+        strays = _stray_characters(self.tokenize(original))
+        unknown = sum(w for t, w in weights.items() if self._unknown(t) or t in strays) / total if total else 0.0
         relieved = named & {p.title for p in passages} and unknown < UNKNOWN_SHARE
         needed = self.min_relevance * (ENTITY_RELEVANCE if relieved else 1.0)
         close_in_meaning = scorer is not None and max(c.semantic for c in candidates) >= SEM_ANSWER
@@ -457,6 +459,21 @@ def _verdict(question: str, lead: _Candidate, english: bool) -> str:
         if pattern.search(question):
             return no if _NEGATIVE_ZH.search(lead.sentence) else yes
     return ""
+
+
+def _stray_characters(tokens: Sequence[str]) -> set[str]:
+    """Chinese characters the tokenizer left standing alone three or more in a row: a name it does not know
+    (紫/霄/雷/猿), not a word of the knowledge base."""
+    out: set[str] = set()
+    run: list[str] = []
+    for token in [*tokens, ""]:
+        if len(token) == 1 and is_cjk(token):
+            run.append(token)
+            continue
+        if len(run) >= STRAY_RUN:
+            out.update(run)
+        run = []
+    return out
 
 
 _LIST_INTRO = re.compile(r"(?:如下|以下|下列)[^。，,]{0,8}[。：:]?$")

@@ -183,3 +183,10 @@ def test_meaning_alone_can_answer_but_off_topic_meaning_cannot(setup):
 def test_a_year_no_passage_mentions_is_declined(setup):
     assert ask(setup, "红孩儿在2031年会怎么样") == NOTHING_RELEVANT_ZH
     assert "牛魔王" in ask(setup, "红孩儿的父亲是谁")  # no year: answered as before
+
+
+def test_characters_left_standing_alone_read_as_an_unknown_name():
+    from llm.extractive import _stray_characters
+
+    assert _stray_characters(["紫", "霄", "雷", "猿", "第二回", "位置"]) == {"紫", "霄", "雷", "猿"}
+    assert _stray_characters(["蓝", "不够", "土地庙", "回", "蓝"]) == set()  # lone words, not a run
