@@ -18,7 +18,7 @@ from typing import Protocol
 
 from llm.base import ChatTurn
 from modules.rag.glossary import GLOSSARY
-from modules.rag.text import is_cjk, mostly_english, split_sentences
+from modules.rag.text import is_cjk, mostly_english, quotable_sentences, split_sentences
 from modules.rag.types import Passage
 
 NOTHING_RELEVANT_ZH = (
@@ -364,7 +364,7 @@ class ExtractiveAnswerer:
             chunk = passage.chunk
             header = set(self.tokenize(f"{chunk.title} {chunk.section}"))
             section_match = any(_section_matches(chunk.section, intent.sections) for intent in wanted)
-            sentences = [(p, s) for p, s in enumerate(split_sentences(chunk.text)) if len(s) >= 4]
+            sentences = quotable_sentences(chunk.text)  # the same sentences the vectors were made of
             meaning = (
                 scorer.sentence_scores(original or question, chunk.chunk_id, [p for p, _ in sentences])
                 if scorer is not None

@@ -32,13 +32,12 @@ from pathlib import Path
 import numpy as np
 
 from modules.rag.embedding import Embedder
-from modules.rag.text import split_sentences
+from modules.rag.text import quotable_sentences
 from modules.rag.types import Chunk
 
 log = logging.getLogger(__name__)
 
 COLLECTION = "sentences"
-MIN_SENTENCE_CHARS = 4  # shorter pieces ("是。") carry no meaning of their own; the reader skips them too
 
 
 @dataclass(frozen=True)
@@ -54,9 +53,8 @@ def sentence_units(chunks: Sequence[Chunk]) -> list[SentenceUnit]:
     """Every sentence the reader can quote, in chunk order."""
     units = []
     for chunk in chunks:
-        for position, sentence in enumerate(split_sentences(chunk.text)):
-            if len(sentence) >= MIN_SENTENCE_CHARS:
-                units.append(SentenceUnit(chunk.chunk_id, position, sentence))
+        for position, sentence in quotable_sentences(chunk.text):
+            units.append(SentenceUnit(chunk.chunk_id, position, sentence))
     return units
 
 

@@ -63,6 +63,14 @@ def strip_markdown(line: str) -> str:
     return line.lstrip("> ").strip()
 
 
+MIN_SENTENCE_CHARS = 4  # shorter pieces ("是。") carry no meaning of their own: never quoted, never embedded
+
+
+def quotable_sentences(text: str) -> list[tuple[int, str]]:
+    """(position, sentence) of the sentences an answer may quote; the positions index split_sentences."""
+    return [(i, s) for i, s in enumerate(split_sentences(text)) if len(s) >= MIN_SENTENCE_CHARS]
+
+
 def split_sentences(text: str) -> list[str]:
     """Sentences with their punctuation kept; joining them (plus newlines) gives back the text."""
     return [s.strip() for s in _SENTENCE_END.split(text) if s and s.strip()]
