@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from app.config import ConfigError
 from app.openai_api import is_loopback
+from modules.config_layers import ConfigError
 
 
 def parse_logins(specs: Sequence[str], origin: str) -> list[tuple[str, str]]:

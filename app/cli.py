@@ -12,9 +12,11 @@ import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import cast
 
-from app.config import REPO_ROOT, ConfigError, Settings, load_settings
+from app.config import REPO_ROOT, Settings, load_settings
 from llm.base import ChatModelError
+from modules.config_layers import ConfigError
 from modules.model_files import ModelNotFoundError
 
 log = logging.getLogger("wulewule")
@@ -107,7 +109,8 @@ def _parser_with(late: argparse.ArgumentParser) -> type[argparse.ArgumentParser]
 
     class Parser(argparse.ArgumentParser):
         def __init__(self, *args: object, **kwargs: object) -> None:
-            kwargs["parents"] = [*kwargs.get("parents", []), late]  # type: ignore[list-item]
+            parents = cast("list[argparse.ArgumentParser]", kwargs.get("parents", []))
+            kwargs["parents"] = [*parents, late]
             super().__init__(*args, **kwargs)  # type: ignore[arg-type]
 
     return Parser
@@ -167,9 +170,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _assistant(settings: Settings):  # noqa: ANN202 - keeps the import lazy for fast --help
-    from app.assistant import Assistant
+    from app.knowledge_chat import KnowledgeChat
 
-    return Assistant(settings)
+    return KnowledgeChat(settings)
 
 
 def _serve(settings: Settings, args: argparse.Namespace) -> int:
@@ -196,25 +199,21 @@ def _companion(settings: Settings):  # noqa: ANN202 - keeps the import lazy for 
 
 
 def _ask(settings: Settings, question: str, audio: Path | None, as_json: bool) -> int:
-    from app.assistant import Answer
+    from app.events import collect
 
     if audio is not None and not audio.is_file():
         raise CommandFailed(f"no such audio file: {audio}")
     if audio is None and not question.strip() and not as_json:
         raise CommandFailed("ask what? e.g. python -m app ask 黑熊精在哪里打？ (or --audio question.wav)")
-    answer = None
     companion = _companion(settings)
     # The CLI answers once, so it answers with everything: the sentence vectors too (loaded from
     # the cache in about a second; built the first time, with a note on stderr).
-    companion.assistant.warm_up()
-    build = companion.assistant.dense_build
+    companion.chat.warm_up()
+    build = companion.chat.dense_build
     if build is not None and build.wait(3) is None and build.building:
         print("（首次运行：正在为知识库建立向量索引 / building the sentence vectors once…）", file=sys.stderr)
-    companion.assistant.warm_up(wait_for_vectors=True)
-    for event in companion.turn(text=question, audio=audio, speak=False):
-        if isinstance(event, Answer):
-            answer = event
-    assert answer is not None
+    companion.chat.warm_up(wait_for_vectors=True)
+    answer = collect(companion.turn(text=question, audio=audio, speak=False))
     if audio is not None and answer.transcript is None and not as_json:
         raise CommandFailed("; ".join(answer.notices) or "the recording could not be understood")
     if as_json:
@@ -225,6 +224,8 @@ def _ask(settings: Settings, question: str, audio: Path | None, as_json: bool) -
     for notice in answer.notices:
         print(f"（{notice}）")
     print(answer.answer)
+    if answer.image is not None:
+        print(f"\n🎨 {answer.image.path}")
     if answer.sources:
         print("\n来源 / Sources:")
         for s in answer.sources:
@@ -257,10 +258,10 @@ def _say(settings: Settings, text: str, output: Path, as_json: bool) -> int:
     from modules.tts.service import synthesize, write_wav
 
     companion = _companion(settings)
-    voice = companion.voice
+    voice = companion.synthesizer
     if voice is None:
-        raise CommandFailed(f"no voice: {companion.voice_unavailable}")
-    clip = synthesize(text, voice, "en" if mostly_english(text) else "zh")
+        raise CommandFailed(f"no voice: {companion.synthesizer_problem}")
+    clip = synthesize(text, voice, settings.tts, "en" if mostly_english(text) else "zh")
     write_wav(clip, output)
     if as_json:
         out = {"path": str(output), "seconds": round(clip.seconds, 3), "sample_rate": clip.sample_rate}
@@ -271,37 +272,20 @@ def _say(settings: Settings, text: str, output: Path, as_json: bool) -> int:
 
 
 def _draw(settings: Settings, request: str, output: Path, seed: int | None, as_json: bool) -> int:
-    from modules.image.base import GeneratedImage, ImageGenerationError
-    from modules.image.png import save_png
-    from modules.image.service import NO_IMAGE_MODEL
+    """The chat's own drawing path (Companion.draw), with the steps shown on stderr."""
+    from app.events import DrawingStep, TurnEvent, collect
 
-    companion = _companion(settings)
-    try:
-        drawer = companion.drawer
-    except (ImageGenerationError, ImportError) as exc:
-        raise CommandFailed(str(exc)) from None
-    if drawer is None:
-        raise CommandFailed(NO_IMAGE_MODEL)
-    plan = companion.plan_drawing(request, drawer, refine=False)
-    req = drawer.request_for(plan.prompt, negative_prompt=plan.negative_prompt, seed=seed)
-    result = None
-    try:
-        for item in drawer.generate(req):
-            if isinstance(item, GeneratedImage):
-                result = item
-            elif not as_json:
-                print(f"\r  step {item.step}/{item.total}", end="", file=sys.stderr, flush=True)
-    except ImageGenerationError as exc:
-        raise CommandFailed(str(exc)) from None
-    if result is None:
-        raise CommandFailed("the picture was not finished")
-    saved = save_png(result, output.parent, name=output.name)
-    info = {"path": str(saved), "prompt": plan.prompt, "negative_prompt": plan.negative_prompt, "seed": result.seed}
-    info |= {"model": result.model, "lora": result.lora}
+    def progress(event: TurnEvent) -> None:
+        if isinstance(event, DrawingStep) and not as_json:
+            print(f"\r  step {event.step}/{event.total}", end="", file=sys.stderr, flush=True)
+
+    answer = collect(_companion(settings).draw(request, seed=seed, refine=False, output=output), progress)
+    if answer.image is None:
+        raise CommandFailed(answer.answer.rsplit("⚠️", 1)[-1].strip())
     if as_json:
-        print(json.dumps(info, ensure_ascii=False))
+        print(json.dumps(answer.image.to_dict(), ensure_ascii=False))
     else:
-        print(f"\nwrote {saved}\nprompt: {plan.prompt}\nseed: {result.seed}")
+        print(f"\nwrote {answer.image.path}\nprompt: {answer.image.prompt}\nseed: {answer.image.seed}")
     return 0
 
 
@@ -349,28 +333,12 @@ def _ingest(settings: Settings, paths: Sequence[Path]) -> int:
 
 
 def _doctor(settings: Settings) -> int:
-    from app.assistant import Assistant
-
-    assistant = Assistant(settings)
-    for item in assistant.status():
-        mark = "found  " if item.ok else "missing"
-        print(f"[{mark}] {item.name}: {item.detail}")
+    companion = _companion(settings)
+    for item in companion.status():
+        print(f"[{'found  ' if item.ok else 'missing'}] {item.name}: {item.detail}")
         if item.fix:
             print(f"          fix: {item.fix}")
-    from modules.asr.recognize import backend_status as asr_status
-    from modules.image.service import backend_status as image_status
-    from modules.tts.service import backend_status as tts_status
-
-    asr = asr_status(settings.asr, REPO_ROOT)
-    tts = tts_status(settings.tts, REPO_ROOT)
-    image = image_status(settings.image, REPO_ROOT)
-    for ok, name, detail in (
-        (asr.ready, f"voice input (asr.backend={settings.asr.backend})", asr.message),
-        (tts.backend is not None, f"voice replies (tts.backend={settings.tts.backend})", tts.reason),
-        (image.available, f"drawing (image.backend={settings.image.backend})", image.detail),
-    ):
-        print(f"[{'found  ' if ok else 'missing'}] {name}: {detail}")
-    roots = assistant.knowledge_roots
+    roots = companion.chat.knowledge_roots
     print(f"[found  ] knowledge: {', '.join(str(r) for r in roots)}")
     return 0
 

@@ -1,171 +1,158 @@
-"""A whole turn with the companion, top to bottom:
+"""The whole turn with the companion, top to bottom:
 
     audio -> transcript (ASR, game-term correction)
     text  -> intent: chat or picture
-    chat    -> retrieval -> cited answer stream (the Assistant) -> sentences spoken as they arrive (TTS)
+    chat    -> retrieval -> cited answer stream (KnowledgeChat) -> sentences spoken as they arrive (TTS)
     picture -> SD prompt -> render with progress -> PNG with its settings
 
-Every stage reports a typed event; the UI, the CLI and the tests read the same turn. The speech,
-drawing and recognition backends are built lazily, on first use, from the settings: a player who
-never speaks loads no ASR model. A missing model or library becomes a clear message in the chat
-(naming the command that fixes it), never a broken turn.
+Every stage reports a typed event (``app/events.py``); the Gradio chat, its ``/ask`` endpoint, ``/v1`` and
+the CLI read the same turn. The recogniser, synthesizer and drawer are given to the constructor or built
+lazily, on first use, from the settings: a player who never speaks loads no ASR model. A missing model or
+library becomes a clear message in the chat (naming the command that fixes it), never a broken turn.
 """
 
 from __future__ import annotations
 
 import logging
-import queue
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from contextlib import closing
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
-from app.assistant import Answer, Assistant, Notice, SourcesFound, TextDelta
 from app.config import REPO_ROOT, Settings
-from llm.base import ChatTurn
-from llm.grounded import GroundedAnswerer
-from modules.asr.base import Transcript
+from app.events import (
+    Answer,
+    DrawingStep,
+    Drawn,
+    Heard,
+    Notice,
+    Routed,
+    SpeechChunk,
+    TextDelta,
+    TurnEvent,
+)
+from app.knowledge_chat import KnowledgeChat
+from llm.base import ChatModel, ChatTurn
+from modules.asr.audio import AudioSource
+from modules.asr.base import Transcriber, Transcript
 from modules.audio_types import AudioClip
+from modules.image.base import ImageGenerator
+from modules.image.prompt import PromptPlan
 from modules.rag.text import mostly_english
+from modules.status import BackendStatus
+from modules.tts.base import SpeechSynthesizer
 
 log = logging.getLogger(__name__)
 
-
-@dataclass(frozen=True)
-class Heard:
-    """What the player said: the corrected transcript (shown as their message) and the raw one."""
-
-    transcript: Transcript
-
-
-@dataclass(frozen=True)
-class Routed:
-    """Whether the message asks for a chat answer or a picture, and why."""
-
-    intent: str  # "chat" | "image"
-    reason: str
-
-
-@dataclass(frozen=True)
-class SpeechChunk:
-    """A piece of the spoken answer, in order; played back to back they make the whole reply."""
-
-    clip: AudioClip
-
-
-@dataclass(frozen=True)
-class DrawingStep:
-    step: int
-    total: int
-
-
-@dataclass(frozen=True)
-class Drawn:
-    """A finished picture, saved as PNG with the settings that reproduce it."""
-
-    path: Path
-    prompt: str
-    negative_prompt: str
-    seed: int
-    model: str
-    lora: str | None
-
-    def to_dict(self) -> dict[str, object]:
-        return {
-            "path": str(self.path),
-            "prompt": self.prompt,
-            "negative_prompt": self.negative_prompt,
-            "seed": self.seed,
-            "model": self.model,
-            "lora": self.lora,
-        }
-
-
-CompanionEvent = Heard | Routed | Notice | SourcesFound | TextDelta | SpeechChunk | DrawingStep | Drawn | Answer
-
-
-class FeatureUnavailable(RuntimeError):
-    """A feature whose model or library is missing; the message says how to get it."""
+NO_VOICE = "没有可用的语音合成（安装 espeak-ng，或 python -m app download tts）"
 
 
 class Companion:
-    """The assistant with ears, a voice and a brush; one per process, shared by every session."""
+    """The companion with ears, a voice and a brush around a KnowledgeChat; one per process, shared by every
+    session. Each part given here is used as is; each left out is built from the settings on first use."""
 
-    def __init__(self, settings: Settings, assistant: Assistant | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        chat: KnowledgeChat | None = None,
+        *,
+        recognizer: Transcriber | None = None,
+        synthesizer: SpeechSynthesizer | None = None,
+        drawer: ImageGenerator | None = None,
+    ) -> None:
         self.settings = settings
-        self.assistant = assistant or Assistant(settings)
+        self.chat = chat or KnowledgeChat(settings)
         self._lock = threading.Lock()
-        self._speech: Any = None  # modules.asr SpeechPipeline, built on first use
-        self._voice: Any = None  # a SpeechSynthesizer, or False when none is available
-        self._voice_reason = ""
-        self._drawer: Any = None
+        self._recognizer = recognizer
+        self._synthesizer = synthesizer
+        self._synthesizer_built = synthesizer is not None
+        self._synthesizer_problem = ""
+        self._drawer = drawer
+        self._drawer_built = drawer is not None
         self._draw_names: dict[str, str] | None = None  # Chinese -> English names for SD prompts
 
-    # -- the backends, built on first use ------------------------------------------------------
+    # -- the parts, built on first use ----------------------------------------------------------
 
     def _names(self) -> list[str]:
         """The knowledge base's entity names: ASR hotwords, prompt terms and correction vocabulary."""
-        from modules.asr.terms import game_vocabulary
+        from modules.asr.hotwords import game_vocabulary
 
-        return game_vocabulary(self.assistant.retriever.index.documents)
+        return game_vocabulary(self.chat.retriever.index.documents)
 
     @property
-    def speech(self) -> Any:
+    def recognizer(self) -> Transcriber:
+        """What the player's recordings are heard through (VAD, recogniser, game-term correction)."""
         with self._lock:
-            if self._speech is None:
+            if self._recognizer is None:
                 from modules.asr.recognize import SpeechPipeline
 
-                self._speech = SpeechPipeline(self.settings.asr, self._names(), REPO_ROOT)
-            return self._speech
+                self._recognizer = SpeechPipeline(self.settings.asr, self._names(), REPO_ROOT)
+            return self._recognizer
 
     @property
-    def voice(self) -> Any:
-        """The speech synthesizer, or None (with ``voice_unavailable`` saying why)."""
+    def synthesizer(self) -> SpeechSynthesizer | None:
+        """The voice of the answers, or None (``synthesizer_problem`` says why)."""
         with self._lock:
-            if self._voice is None:
+            if not self._synthesizer_built:
                 from modules.tts.service import create_synthesizer
 
+                self._synthesizer_built = True
                 try:
-                    self._voice = create_synthesizer(self.settings.tts, REPO_ROOT) or False
-                    if not self._voice:
-                        self._voice_reason = "没有可用的语音合成（安装 espeak-ng，或 python -m app download tts）"
+                    self._synthesizer = create_synthesizer(self.settings.tts, REPO_ROOT)
+                    if self._synthesizer is None:
+                        self._synthesizer_problem = NO_VOICE
                 except Exception as exc:  # a broken model must not break the chat
                     log.warning("speech synthesis unavailable: %s", exc)
-                    self._voice, self._voice_reason = False, str(exc)
-            return self._voice or None
+                    self._synthesizer_problem = str(exc)
+            return self._synthesizer
 
     @property
-    def voice_unavailable(self) -> str:
-        return "" if self.voice is not None else self._voice_reason
+    def synthesizer_problem(self) -> str:
+        return "" if self.synthesizer is not None else self._synthesizer_problem
 
     @property
-    def drawer(self) -> Any:
+    def drawer(self) -> ImageGenerator | None:
+        """The drawing backend, or None when no model is installed (auto); raises for a broken one."""
         with self._lock:
-            if self._drawer is None:
+            if not self._drawer_built:
                 from modules.image.service import create_generator
 
-                self._drawer = create_generator(self.settings.image, REPO_ROOT) or False
-            return self._drawer or None
+                self._drawer = create_generator(self.settings.image, REPO_ROOT)
+                self._drawer_built = True
+            return self._drawer
+
+    def status(self) -> list[BackendStatus]:
+        """Every part as ``doctor`` reports it: retrieval, the answerer, voice in, voice out, drawing."""
+        from modules.asr.recognize import backend_status as asr_status
+        from modules.image.service import backend_status as image_status
+        from modules.tts.service import backend_status as tts_status
+
+        return [
+            *self.chat.status(),
+            asr_status(self.settings.asr, REPO_ROOT),
+            tts_status(self.settings.tts, REPO_ROOT),
+            image_status(self.settings.image, REPO_ROOT),
+        ]
 
     # -- stages ---------------------------------------------------------------------------------
 
-    def plan_drawing(self, text: str, drawer: Any, refine: bool = True) -> Any:
-        """The SD prompt (a PromptPlan) for a drawing request, with the drawer's LoRA trigger words."""
+    def plan_drawing(self, text: str, drawer: ImageGenerator, refine: bool = True) -> PromptPlan:
+        """The SD prompt for a drawing request, with the drawer's LoRA trigger words."""
         from modules.image.prompt import build_prompt, kb_names
 
         if self._draw_names is None:
             # The player's own documents translate too, not only the shipped knowledge base.
-            self._draw_names = kb_names(self.assistant.retriever.index.documents)
+            self._draw_names = kb_names(self.chat.retriever.index.documents)
         ask = self._ask_model if refine and self.settings.image.refine_prompt else None
-        trigger = getattr(drawer, "trigger_words", None)
-        return build_prompt(text, self.settings.image, refine=ask, names=self._draw_names, trigger_words=trigger)
+        return build_prompt(
+            text, self.settings.image, refine=ask, names=self._draw_names, trigger_words=drawer.trigger_words
+        )
 
-    def hear(self, audio: Any) -> Transcript:
+    def hear(self, audio: AudioSource) -> Transcript:
         """A recording or upload (path, bytes or (rate, samples)) as text; raises AudioError with a message."""
-        return self.speech.transcribe(audio)
+        return self.recognizer.transcribe(audio)
 
     def route(self, text: str) -> Routed:
         """Chat or picture: rules first; the chat model settles ambiguous cases when one is configured."""
@@ -175,13 +162,9 @@ class Companion:
         decision = classify(text, ask_model=ask)
         return Routed(decision.intent, decision.reason)
 
-    def _chat_model(self) -> Any:
-        answerer = self.assistant.answerer
-        return answerer.model if isinstance(answerer, GroundedAnswerer) else None
-
     @property
     def _ask_model(self) -> Callable[[str], str] | None:
-        model = self._chat_model()
+        model: ChatModel | None = self.chat.answerer.model
         if model is None:
             return None
 
@@ -196,11 +179,11 @@ class Companion:
     def turn(
         self,
         text: str | None = None,
-        audio: Any = None,
+        audio: AudioSource | None = None,
         history: Sequence[ChatTurn] = (),
         speak: bool | None = None,
         cancel: threading.Event | None = None,
-    ) -> Iterator[CompanionEvent]:
+    ) -> Iterator[TurnEvent]:
         """Events of one turn, typed or spoken: the finished Answer, then any speech still being read.
 
         ``speak`` (default tts.voice_replies) adds the spoken answer; ``cancel`` stops a picture between
@@ -224,13 +207,14 @@ class Companion:
                 yield Notice(problem)
                 yield Answer("", "", "", [], "none", [problem], _ms(started))
                 return
+            assert transcript is not None
             yield Heard(transcript)
             text = transcript.text
         text = (text or "").strip()
         routed = self.route(text) if text else Routed("chat", "empty")
         yield routed
         if routed.intent == "image":
-            events = self._draw_turn(text, cancel)
+            events = self.draw(text, cancel)
         else:
             events = self._chat_turn(text, history, self.settings.tts.voice_replies if speak is None else speak)
         for event in events:
@@ -238,28 +222,51 @@ class Companion:
                 event = replace(event, intent=routed.intent, transcript=transcript, latency_ms=_ms(started))
             yield event
 
-    def _chat_turn(self, text: str, history: Sequence[ChatTurn], speak: bool) -> Iterator[CompanionEvent]:
-        """The cited answer; with ``speak``, each finished sentence is synthesised while the rest is written."""
-        voice = self.voice if speak else None
+    def _chat_turn(self, text: str, history: Sequence[ChatTurn], speak: bool) -> Iterator[TurnEvent]:
+        """The cited answer; with ``speak``, each finished sentence is synthesised while the rest is written.
+
+        The text turn and the voice share this one loop: text goes into the SpeechStream as it is written,
+        finished audio comes out between text events without waiting, and the rest after the Answer.
+        Closing this generator (the stop button) closes the stream, which drops the unspoken sentences.
+        """
+        voice = self.synthesizer if speak else None
         if speak and voice is None:
-            yield Notice(f"语音回复不可用：{self.voice_unavailable}")
+            yield Notice(f"语音回复不可用：{self.synthesizer_problem}")
         if voice is None:
-            yield from self.assistant.ask_stream(text, history)
+            yield from self.chat.ask_stream(text, history)
             return
-        from modules.tts.service import speak_stream
+        from modules.tts.service import SpeechStream
 
-        lang = "en" if mostly_english(text) else "zh"
-        with _Speaker(lambda deltas: speak_stream(deltas, voice, lang)) as speaker:
-            for event in self.assistant.ask_stream(text, history):
-                if isinstance(event, TextDelta):
-                    speaker.feed(event.text)
+        stream = SpeechStream(voice, self.settings.tts, "en" if mostly_english(text) else "zh")
+        voiced = True  # until synthesis fails: then the text answer goes on alone
+        try:
+            for event in self.chat.ask_stream(text, history):
+                if voiced and isinstance(event, TextDelta):
+                    stream.feed(event.text)
                 yield event
-                yield from _spoken(speaker.ready())
-            # The text is complete (sources shown); the voice may still be reading the last sentences.
-            speaker.finish()
-            yield from _spoken(speaker.rest())
+                if voiced:
+                    voiced = yield from _spoken(stream.ready)
+            if voiced:
+                # The text is complete (sources shown); the voice may still be reading the last sentences.
+                stream.end()
+                yield from _spoken(lambda: stream)
+        finally:
+            stream.close()
 
-    def _draw_turn(self, text: str, cancel: threading.Event | None) -> Iterator[CompanionEvent]:
+    def draw(
+        self,
+        text: str,
+        cancel: threading.Event | None = None,
+        *,
+        seed: int | None = None,
+        refine: bool = True,
+        output: Path | None = None,
+    ) -> Iterator[TurnEvent]:
+        """A drawing request's events: the prompt, a step at a time, the saved picture, then the Answer.
+
+        The chat's picture turns and ``python -m app draw`` both come here. ``output`` names the PNG
+        (default: a new file under image.output_dir); ``cancel`` stops between steps.
+        """
         from modules.image.base import GeneratedImage, ImageGenerationError, ImageProgress
         from modules.image.png import save_png
         from modules.image.service import NO_IMAGE_MODEL
@@ -270,17 +277,17 @@ class Companion:
             log.warning("image generation unavailable: %s", exc)
             message = f"现在画不了：{exc}"
             yield TextDelta(message)
-            yield Answer(text, text, message, [], "none")
+            yield Answer(text, text, message, [], "none", intent="image")
             return
         if drawer is None:
             yield TextDelta(NO_IMAGE_MODEL)
-            yield Answer(text, text, NO_IMAGE_MODEL, [], "none")
+            yield Answer(text, text, NO_IMAGE_MODEL, [], "none", intent="image")
             return
-        plan = self.plan_drawing(text, drawer)
+        plan = self.plan_drawing(text, drawer, refine=refine)
         notes = "".join(f"\n- {note}" for note in plan.notes)
         lead = f"好嘞，俺老孙这就画！\n\n提示词：{plan.prompt}{notes}"
         yield TextDelta(lead)
-        request = drawer.request_for(plan.prompt, negative_prompt=plan.negative_prompt)
+        request = drawer.request_for(plan.prompt, negative_prompt=plan.negative_prompt, seed=seed)
         drawn: Drawn | None = None
         try:
             with closing(drawer.generate(request, cancel=cancel)) as steps:
@@ -288,98 +295,40 @@ class Companion:
                     if isinstance(item, ImageProgress):
                         yield DrawingStep(item.step, item.total)
                     elif isinstance(item, GeneratedImage):
-                        path = save_png(item, self.settings.image_dir)
-                        drawn = Drawn(
-                            path, item.request.prompt, item.request.negative_prompt, item.seed, item.model, item.lora
-                        )
+                        if output is None:
+                            path = save_png(item, self.settings.image_dir)
+                        else:
+                            path = save_png(item, output.parent, name=output.name)
+                        req = item.request
+                        drawn = Drawn(path, req.prompt, req.negative_prompt, item.seed, item.model, item.lora)
                         yield drawn
         except (ImageGenerationError, OSError) as exc:  # out of memory, a bad LoRA, a full disk
             log.warning("drawing failed: %s", exc)
             failed = f"\n\n⚠️ 这张没画成：{exc}"
             yield TextDelta(failed)
-            yield Answer(text, text, lead + failed, [], drawer.name)
+            yield Answer(text, text, lead + failed, [], drawer.name, intent="image")
             return
         if drawn is None:
             done = "已停止作画。"
             yield TextDelta(f"\n\n{done}")
-            yield Answer(text, text, f"{lead}\n\n{done}", [], drawer.name)
+            yield Answer(text, text, f"{lead}\n\n{done}", [], drawer.name, intent="image")
             return
         tail = f"\n\n种子 seed={drawn.seed}，同样的提示词和种子能画出同一张图。"
         yield TextDelta(tail)
-        yield Answer(text, text, lead + tail, [], drawer.name, image=drawn.to_dict())
+        yield Answer(text, text, lead + tail, [], drawer.name, intent="image", image=drawn)
 
 
-class _Speaker:
-    """Runs the TTS stream in a thread fed with the answer's text, so speech keeps pace with writing."""
-
-    _END = object()
-
-    def __init__(self, stream: Callable[[Iterator[str]], Iterator[AudioClip]]) -> None:
-        self._text: queue.Queue[object] = queue.Queue()
-        self._audio: queue.Queue[object] = queue.Queue()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, args=(stream,), daemon=True, name="speaker")
-
-    def __enter__(self) -> _Speaker:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        # A stopped turn (the generator closed) also stops the voice: no more sentences are synthesised.
-        self._stop.set()
-        self._text.put(self._END)
-        self._thread.join(timeout=10)
-
-    def _deltas(self) -> Iterator[str]:
-        while True:
-            item = self._text.get()
-            if item is self._END or self._stop.is_set():
-                return
-            yield str(item)
-
-    def _run(self, stream: Callable[[Iterator[str]], Iterator[AudioClip]]) -> None:
-        try:
-            for clip in stream(self._deltas()):
-                if self._stop.is_set():
-                    break
-                self._audio.put(clip)
-        except Exception as exc:  # the text answer goes on without a voice
-            log.warning("speech synthesis failed: %s", exc)
-            self._audio.put(exc)
-        finally:
-            self._audio.put(self._END)
-
-    def feed(self, text: str) -> None:
-        self._text.put(text)
-
-    def finish(self) -> None:
-        self._text.put(self._END)
-
-    def ready(self) -> Iterator[AudioClip | Exception]:
-        """Clips finished so far, without waiting."""
-        while True:
-            try:
-                item = self._audio.get_nowait()
-            except queue.Empty:
-                return
-            if item is self._END:
-                self._audio.put(item)  # keep the end marker for rest()
-                return
-            yield item  # type: ignore[misc]
-
-    def rest(self) -> Iterator[AudioClip | Exception]:
-        """The remaining clips, waiting for each, until the voice is done."""
-        while True:
-            item = self._audio.get()
-            if item is self._END:
-                return
-            yield item  # type: ignore[misc]
-
-
-def _spoken(items: Iterator[AudioClip | Exception]) -> Iterator[SpeechChunk | Notice]:
-    """Clips as SpeechChunks; a synthesis failure as a notice (the text answer goes on without a voice)."""
-    for item in items:
-        yield SpeechChunk(item) if isinstance(item, AudioClip) else Notice(f"语音合成出错，这次只有文字：{item}")
+def _spoken(take: Callable[[], Iterable[AudioClip]]) -> Generator[TurnEvent, None, bool]:
+    """Clips as SpeechChunks; returns False after a synthesis failure, which becomes a notice (the text
+    answer goes on without a voice)."""
+    try:
+        for clip in take():
+            yield SpeechChunk(clip)
+    except Exception as exc:
+        log.warning("speech synthesis failed: %s", exc)
+        yield Notice(f"语音合成出错，这次只有文字：{exc}")
+        return False
+    return True
 
 
 def _ms(started: float) -> float:

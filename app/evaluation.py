@@ -11,9 +11,11 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from app.config import ConfigError
+from app.events import Answer
 from llm.extractive import NOTHING_RELEVANT_EN, NOTHING_RELEVANT_ZH
+from modules.config_layers import ConfigError
 from modules.jsonl import JsonlError, json_objects
 from modules.rag.text import mostly_english
 
@@ -32,7 +34,7 @@ def percentile(values: Sequence[float], q: float) -> float:
     return ordered[low] + (ordered[high] - ordered[low]) * (pos - low)
 
 
-def load_eval_file(path: Path) -> list[dict[str, object]]:
+def load_eval_file(path: Path) -> list[dict[str, Any]]:
     """Lines of {"q": question, "keys": [accepted strings]}; a bad line is an error naming it."""
 
     if not path.is_file():
@@ -57,16 +59,16 @@ class SetResult:
     """One evaluation set's scores, and every question's outcome."""
 
     name: str
-    results: list[dict[str, object]] = field(default_factory=list)
+    results: list[dict[str, Any]] = field(default_factory=list)
 
-    def summary(self) -> dict[str, object]:
+    def summary(self) -> dict[str, Any]:
         res = self.results
         answerable = [r for r in res if r["category"] != "none"]
         unanswerable = [r for r in res if r["category"] == "none"]
         english = [r for r in res if r["english"]]
-        latencies = [float(r["latency_ms"]) for r in res]  # type: ignore[arg-type]
+        latencies = [float(r["latency_ms"]) for r in res]
 
-        def share(rows: list[dict[str, object]], key: str) -> float | None:
+        def share(rows: list[dict[str, Any]], key: str) -> float | None:
             return round(sum(bool(r[key]) for r in rows) / len(rows), 4) if rows else None
 
         return {
@@ -83,14 +85,14 @@ class SetResult:
         }
 
 
-def evaluate(ask: Callable[[str], object], items: Sequence[dict[str, object]], name: str = "") -> SetResult:
-    """Ask every question (``ask`` returns an app.assistant.Answer) and score the answers."""
+def evaluate(ask: Callable[[str], Answer], items: Sequence[dict[str, Any]], name: str = "") -> SetResult:
+    """Ask every question (``ask`` returns an app.knowledge_chat.Answer) and score the answers."""
     out = SetResult(name)
     for item in items:
         answer = ask(str(item["q"]))
-        text = answer.answer  # type: ignore[attr-defined]
-        sources = answer.sources  # type: ignore[attr-defined]
-        keys = [str(k).lower() for k in item["keys"]]  # type: ignore[union-attr]
+        text = answer.answer
+        sources = answer.sources
+        keys = [str(k).lower() for k in item["keys"]]
         low = text.lower()
         out.results.append(
             {
@@ -102,18 +104,18 @@ def evaluate(ask: Callable[[str], object], items: Sequence[dict[str, object]], n
                 "correct": any(k in low for k in keys),
                 "answered": not is_refusal(text),
                 "retrieval_hit": any(k in s.text.lower() for s in sources for k in keys),
-                "latency_ms": round(answer.latency_ms, 2),  # type: ignore[attr-defined]
+                "latency_ms": round(answer.latency_ms, 2),
                 "sources": [s.title for s in sources],
             }
         )
     return out
 
 
-def format_table(summaries: Sequence[dict[str, object]], top_k: int) -> str:
+def format_table(summaries: Sequence[dict[str, Any]], top_k: int) -> str:
     """One row per set: the numbers the README quotes."""
 
-    def pct(v: object) -> str:
-        return "-" if v is None else f"{float(v):.1%}"  # type: ignore[arg-type]
+    def pct(v: float | None) -> str:
+        return "-" if v is None else f"{float(v):.1%}"
 
     head = f"{'set':<20}{'n':>5}{'accuracy':>10}{'hit@' + str(top_k):>8}{'answered':>10}{'declined':>10}"
     head += f"{'english':>14}{'p50 ms':>9}"
@@ -122,6 +124,6 @@ def format_table(summaries: Sequence[dict[str, object]], top_k: int) -> str:
         en = f"{pct(s['english_accuracy'])} ({s['english_n']})" if s["english_n"] else "-"
         lines.append(
             f"{str(s['set'])[:19]:<20}{s['n']:>5}{pct(s['accuracy']):>10}{pct(s['retrieval_hit']):>8}"
-            f"{pct(s['answered']):>10}{pct(s['declined']):>10}{en:>14}{float(s['p50_ms']):>9.1f}"  # type: ignore[arg-type]
+            f"{pct(s['answered']):>10}{pct(s['declined']):>10}{en:>14}{float(s['p50_ms']):>9.1f}"
         )
     return "\n".join(lines)

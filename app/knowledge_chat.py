@@ -13,15 +13,14 @@ import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import closing
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from app.config import REPO_ROOT, Settings
+from app.events import Answer, ChatEvent, Notice, Source, SourcesFound, TextDelta, collect
 from app.followup import leans_on_context, resolve_followup
 from llm.base import Answerer, ChatModelError, ChatTurn
 from llm.extractive import ExtractiveAnswerer
 from llm.grounded import GroundedAnswerer
-from modules.asr.base import Transcript
 from modules.model_files import ModelLocation, ModelNotFoundError, locate_model
 from modules.rag.dense import BackgroundDense, DenseIndex, dense_dir, load_probes
 from modules.rag.embedding import EmbedderUnavailable, load_embedder
@@ -30,97 +29,12 @@ from modules.rag.rerank import CrossEncoderReranker
 from modules.rag.retriever import HybridRetriever
 from modules.rag.text import mostly_english, normalize
 from modules.rag.types import Passage
+from modules.status import BackendStatus
 
 log = logging.getLogger(__name__)
 
 EMPTY_QUESTION_ZH = "请先说说想问什么吧，比如「黑熊精在哪里打？」或「隐藏结局怎么触发？」"
 EMPTY_QUESTION_EN = "Ask me anything about Black Myth: Wukong, e.g. “Where is the Black Bear Guai fought?”"
-
-
-@dataclass(frozen=True)
-class Source:
-    """A passage shown under an answer; ``index`` is the number the answer cites as [index]."""
-
-    index: int
-    title: str
-    section: str
-    text: str
-    source: str
-    score: float
-
-    def to_dict(self) -> dict[str, object]:
-        return {
-            "index": self.index,
-            "title": self.title,
-            "section": self.section,
-            "text": self.text,
-            "source": self.source,
-            "score": round(self.score, 4),
-        }
-
-
-@dataclass(frozen=True)
-class Notice:
-    """Something the player should know about their question (it was cut, it was empty …)."""
-
-    text: str
-
-
-@dataclass(frozen=True)
-class SourcesFound:
-    sources: list[Source]
-
-
-@dataclass(frozen=True)
-class TextDelta:
-    text: str
-
-
-@dataclass(frozen=True)
-class Answer:
-    """A finished turn: what was asked, what retrieval used, what was answered."""
-
-    question: str
-    standalone_question: str
-    answer: str
-    sources: list[Source]
-    backend: str
-    notices: list[str] = field(default_factory=list)
-    latency_ms: float = 0.0
-    intent: str = "chat"  # "chat" or "image" (a drawing request)
-    transcript: Transcript | None = None  # when the question was spoken
-    image: dict[str, object] | None = None  # a drawn picture: path, prompt, seed, model, lora
-
-    def to_dict(self) -> dict[str, object]:
-        extra: dict[str, object] = {}
-        if self.transcript is not None:
-            extra["transcript"] = {"text": self.transcript.text, "raw_text": self.transcript.raw_text}
-        if self.image is not None:
-            extra["image"] = self.image
-        return {
-            "intent": self.intent,
-            **extra,
-            "question": self.question,
-            "standalone_question": self.standalone_question,
-            "answer": self.answer,
-            "sources": [s.to_dict() for s in self.sources],
-            "backend": self.backend,
-            "notices": self.notices,
-            "latency_ms": round(self.latency_ms, 2),
-        }
-
-
-TurnEvent = Notice | SourcesFound | TextDelta | Answer
-
-
-@dataclass(frozen=True)
-class ComponentStatus:
-    """One backend or model as `doctor` and the status line report it."""
-
-    name: str
-    ok: bool
-    detail: str
-    fix: str = ""
 
 
 def _model_fix(key: str, spec: str) -> str:
@@ -132,13 +46,13 @@ def _model_fix(key: str, spec: str) -> str:
     )
 
 
-class Assistant:
+class KnowledgeChat:
     """Answers questions about the game from the knowledge base; one per process."""
 
     def __init__(self, settings: Settings, answerer: Answerer | None = None) -> None:
         """``answerer`` overrides llm.backend (for embedding the assistant, and for tests)."""
         self.settings = settings
-        self.components: list[ComponentStatus] = []
+        self.components: list[BackendStatus] = []
         self._embedding = self._locate("rag.embedding.model", settings.rag.embedding.model)
         self._reranker_loc = self._locate("rag.reranker.model", settings.rag.reranker.model)
         self._retriever: HybridRetriever | None = None
@@ -183,11 +97,9 @@ class Assistant:
         self.retriever  # noqa: B018 - the property builds everything
         if wait_for_vectors and self.dense_build is not None:
             self.dense_build.wait()
-        answerer = self.answerer
-        # A managed model server (LMDeploy) loads its model now, not on the first question.
-        start = getattr(getattr(answerer, "model", None), "start", None)
-        if callable(start):
-            start()
+        model = self.answerer.model
+        if model is not None:
+            model.start()  # a managed model server (LMDeploy) loads its model now, not on the first question
 
     @property
     def retriever(self) -> HybridRetriever:
@@ -281,63 +193,59 @@ class Assistant:
     def standalone_question(self, question: str, history: Sequence[ChatTurn]) -> str:
         """A follow-up made stand-alone: by the chat model when there is one, else by rule."""
         find = self.retriever.index.entities.find
-        answerer = self.answerer
-        if (
-            history
-            and isinstance(answerer, GroundedAnswerer)
-            and self.settings.llm.rewrite_followups
-            and leans_on_context(question, find)
-        ):
-            return answerer.rewrite(question, history)
+        if history and self.settings.llm.rewrite_followups and leans_on_context(question, find):
+            rewritten = self.answerer.rewrite(question, history)
+            if rewritten is not None:
+                return rewritten
         return resolve_followup(question, history, find)
 
-    def status(self) -> list[ComponentStatus]:
+    def status(self) -> list[BackendStatus]:
         """Every backend and model: found or missing, and what fixes a missing one."""
-        out = [ComponentStatus("retrieval: BM25 (jieba) + entity aliases", True, "always on"), self._dense_status()]
+        out = [BackendStatus("retrieval: BM25 (jieba) + entity aliases", True, "always on"), self._dense_status()]
         loc = self._reranker_loc
         key = "rag.reranker.model"
         if loc is None:
-            out.append(ComponentStatus(f"reranker ({key})", False, "disabled (empty in config)"))
+            out.append(BackendStatus(f"reranker ({key})", False, "disabled (empty in config)"))
         elif loc.path is None:
             out.append(
-                ComponentStatus(f"reranker ({key})", False, f"{loc.spec} not downloaded", _model_fix(key, loc.spec))
+                BackendStatus(f"reranker ({key})", False, f"{loc.spec} not downloaded", _model_fix(key, loc.spec))
             )
         else:
-            out.append(ComponentStatus(f"reranker ({key})", True, f"{loc.spec} at {loc.path}"))
+            out.append(BackendStatus(f"reranker ({key})", True, f"{loc.spec} at {loc.path}"))
         out.append(self._llm_status())
         return out
 
-    def _dense_status(self) -> ComponentStatus:
+    def _dense_status(self) -> BackendStatus:
         """The embedder that dense retrieval and the semantic reader use, loaded to prove it works."""
         emb = self.settings.rag.embedding
         name = f"dense retrieval (rag.embedding.backend={emb.backend})"
         if emb.backend == "none":
-            return ComponentStatus(name, False, "off: BM25 + aliases only", "set rag.embedding.backend=auto")
+            return BackendStatus(name, False, "off: BM25 + aliases only", "set rag.embedding.backend=auto")
         path = self._embedding.path if self._embedding else None
         if self.dense_build is not None and self.dense_build.index is not None:
-            return ComponentStatus(name, True, f"{self.dense_build.index.embedder.name}, vectors ready")
+            return BackendStatus(name, True, f"{self.dense_build.index.embedder.name}, vectors ready")
         try:
             embedder = load_embedder(emb.backend, path, emb.device, emb.batch_size)
         except (EmbedderUnavailable, OSError, ValueError) as exc:
             fix = "pip install -r requirements.txt, or set rag.embedding.backend=none to silence this"
             if emb.backend == "sentence-transformers":
                 fix = _model_fix("rag.embedding.model", emb.model)
-            return ComponentStatus(name, False, f"cannot load: {exc}", fix)
+            return BackendStatus(name, False, f"cannot load: {exc}", fix)
         assert embedder is not None
         state = self.dense_build.state if self.dense_build is not None else "vectors built on first use"
-        return ComponentStatus(name, True, f"{embedder.name} ({state})")
+        return BackendStatus(name, True, f"{embedder.name} ({state})")
 
-    def _llm_status(self) -> ComponentStatus:
+    def _llm_status(self) -> BackendStatus:
         llm = self.settings.llm
         name = f"answerer (llm.backend={llm.backend})"
         if llm.backend == "extractive":
-            return ComponentStatus(name, True, "grounded extractive answers, no model")
+            return BackendStatus(name, True, "grounded extractive answers, no model")
         if llm.backend == "openai":
-            return ComponentStatus(
+            return BackendStatus(
                 name, True, f"OpenAI-compatible server at {llm.openai.base_url} (checked on first use)"
             )
         if llm.backend == "lmdeploy" and llm.lmdeploy.url:
-            return ComponentStatus(name, True, f"LMDeploy api_server at {llm.lmdeploy.url} (checked on first use)")
+            return BackendStatus(name, True, f"LMDeploy api_server at {llm.lmdeploy.url} (checked on first use)")
         key, spec = {
             "lmdeploy": ("llm.lmdeploy.model", llm.lmdeploy.model),
             "transformers": ("llm.transformers.model", llm.transformers.model),
@@ -347,8 +255,8 @@ class Assistant:
         if loc is None or loc.path is None:
             from llm.backends import DOWNLOAD_HINT
 
-            return ComponentStatus(name, False, f"{key} = {spec!r} not found", DOWNLOAD_HINT[llm.backend])
-        return ComponentStatus(name, True, f"{spec} at {loc.path}")
+            return BackendStatus(name, False, f"{key} = {spec!r} not found", DOWNLOAD_HINT[llm.backend])
+        return BackendStatus(name, True, f"{spec} at {loc.path}")
 
     def status_line(self) -> str:
         retriever = self.retriever
@@ -375,7 +283,7 @@ class Assistant:
 
     # -- a turn ------------------------------------------------------------------------------
 
-    def ask_stream(self, question: str, history: Sequence[ChatTurn] = ()) -> Iterator[TurnEvent]:
+    def ask_stream(self, question: str, history: Sequence[ChatTurn] = ()) -> Iterator[ChatEvent]:
         """Events of one turn, ending with the finished Answer."""
         started = time.perf_counter()
         notices: list[str] = []
@@ -427,10 +335,7 @@ class Assistant:
 
     def ask(self, question: str, history: Sequence[ChatTurn] = ()) -> Answer:
         """The turn's events collected into its Answer."""
-        for event in self.ask_stream(question, history):
-            if isinstance(event, Answer):
-                return event
-        raise RuntimeError("ask_stream ended without an answer")  # pragma: no cover
+        return collect(self.ask_stream(question, history))
 
 
 def _source(index: int, passage: Passage) -> Source:

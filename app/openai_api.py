@@ -13,6 +13,10 @@ What differs from OpenAI's API, on purpose:
   ``finish_reason``), just before ``data: [DONE]``. ``notices`` (e.g. "the question was cut") travels the
   same way.
 - There is one model, ``wulewule``; any ``model`` value is accepted and answered by it.
+- A request goes through the same turn as the web chat (``Companion.turn``, without the voice): a drawing
+  request ("画一个雪地里的天命人") draws the picture, and the answer's content ends with it as a Markdown image,
+  ``![prompt](<base>/v1/images/files/<name>.png)``, served by ``GET /v1/images/files/<name>`` under the same
+  key rules. Without a drawing model the content says how to install one.
 - System (and developer) messages from the client are ignored: the assistant's own system prompt and
   rules apply. The last message must be the user's question; earlier user/assistant messages are the
   conversation. Sampling options (``temperature``, ``max_tokens`` …) are ignored: the server's ``llm.*``
@@ -30,33 +34,44 @@ import hmac
 import ipaddress
 import json
 import logging
+import re
+import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Generator, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol
 
 import anyio
 import anyio.to_thread
 from fastapi import APIRouter, Depends, FastAPI, Request
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from app.assistant import Answer, Notice, TextDelta, TurnEvent
-from app.config import ConfigError
+from app.events import Answer, Collector, Drawn, TextDelta, TurnEvent, collect
 from llm.base import ChatModelError, ChatTurn
+from modules.asr.audio import AudioSource
+from modules.config_layers import ConfigError
 
 log = logging.getLogger(__name__)
 
 MODEL_ID = "wulewule"
 _IGNORED_ROLES = ("system", "developer")
-_END = object()
+_PICTURE_NAME = re.compile(r"[\w.-]+\.png")  # a file name only: no way out of the image folder
 
 
 class TurnSource(Protocol):
-    """What the API needs from the assistant: one turn's events, ending with the Answer."""
+    """What the API needs: one whole turn's events, ending with the Answer (``Companion.turn``)."""
 
-    def ask_stream(self, question: str, history: Sequence[ChatTurn] = ()) -> Iterator[TurnEvent]: ...
+    def turn(
+        self,
+        text: str | None = None,
+        audio: AudioSource | None = None,
+        history: Sequence[ChatTurn] = (),
+        speak: bool | None = None,
+        cancel: threading.Event | None = None,
+    ) -> Iterator[TurnEvent]: ...
 
 
 @dataclass(frozen=True)
@@ -214,16 +229,15 @@ def _answer_error(exc: Exception) -> ApiError:
     return ApiError(500, f"the assistant failed to answer: {exc}", "internal_error", kind="server_error")
 
 
-def _complete(assistant: TurnSource, req: ChatRequest) -> dict[str, Any]:
-    answer: Answer | None = None
-    notices: list[str] = []
-    for event in assistant.ask_stream(req.question, req.history):
-        if isinstance(event, Notice):
-            notices.append(event.text)
-        elif isinstance(event, Answer):
-            answer = event
-    if answer is None:  # pragma: no cover - ask_stream always ends with its Answer
-        raise RuntimeError("the turn ended without an answer")
+def picture_markdown(drawn: Drawn, base_url: str) -> str:
+    """A drawn picture as a Markdown image served by this API (see the module docstring)."""
+    alt = drawn.prompt.replace("[", "(").replace("]", ")")[:200]
+    return f"\n\n![{alt}]({base_url.rstrip('/')}/v1/images/files/{drawn.path.name})"
+
+
+def _complete(source: TurnSource, req: ChatRequest, base_url: str) -> dict[str, Any]:
+    answer = collect(source.turn(text=req.question, history=req.history, speak=False))
+    content = answer.answer + (picture_markdown(answer.image, base_url) if answer.image else "")
     return {
         "id": f"chatcmpl-{uuid.uuid4().hex}",
         "object": "chat.completion",
@@ -232,13 +246,13 @@ def _complete(assistant: TurnSource, req: ChatRequest) -> dict[str, Any]:
         "choices": [
             {
                 "index": 0,
-                "message": {"role": "assistant", "content": answer.answer},
+                "message": {"role": "assistant", "content": content},
                 "finish_reason": "stop",
                 "logprobs": None,
             }
         ],
         "sources": _sources(answer),
-        "notices": notices,
+        "notices": answer.notices,
     }
 
 
@@ -246,7 +260,7 @@ def _event(data: object) -> str:
     return f"data: {json.dumps(data, ensure_ascii=False)}\n\n"
 
 
-def _stream_events(assistant: TurnSource, req: ChatRequest) -> Generator[str, None, None]:
+def _stream_events(source: TurnSource, req: ChatRequest, base_url: str) -> Generator[str, None, None]:
     """The server-sent events of one streamed answer, in OpenAI's chunk format, ending with [DONE]."""
     head = {
         "id": f"chatcmpl-{uuid.uuid4().hex}",
@@ -261,21 +275,21 @@ def _stream_events(assistant: TurnSource, req: ChatRequest) -> Generator[str, No
 
     # The role goes first so the client sees the answer begin before retrieval has run.
     yield chunk({"role": "assistant", "content": ""})
-    answer: Answer | None = None
-    notices: list[str] = []
+    turn = Collector()
     try:
-        for event in assistant.ask_stream(req.question, req.history):
+        for event in source.turn(text=req.question, history=req.history, speak=False):
+            turn.add(event)
             if isinstance(event, TextDelta) and event.text:
                 yield chunk({"content": event.text})
-            elif isinstance(event, Notice):
-                notices.append(event.text)
-            elif isinstance(event, Answer):
-                answer = event
+            elif isinstance(event, Drawn):
+                yield chunk({"content": picture_markdown(event, base_url)})
+            if turn.answer is not None:
+                break
     except Exception as exc:  # the status line is sent; the error travels as an event
         yield _event(_answer_error(exc).body())
         yield "data: [DONE]\n\n"
         return
-    yield chunk({}, "stop", sources=_sources(answer), notices=notices)
+    yield chunk({}, "stop", sources=_sources(turn.answer), notices=turn.notices)
     yield "data: [DONE]\n\n"
 
 
@@ -284,8 +298,8 @@ async def _off_loop(events: Generator[str, None, None]) -> AsyncIterator[str]:
     ends the answer (and a chat model's generation) instead of letting it run to the end unheard."""
     try:
         while True:
-            item = await anyio.to_thread.run_sync(next, events, _END)
-            if item is _END:
+            item = await anyio.to_thread.run_sync(next, events, None)
+            if item is None:
                 return
             yield item
     finally:
@@ -296,8 +310,10 @@ async def _off_loop(events: Generator[str, None, None]) -> AsyncIterator[str]:
 # -- routes ------------------------------------------------------------------------------------
 
 
-def add_openai_api(app: FastAPI, assistant: TurnSource, *, backend: str, api_key: str | None) -> None:
-    """Serve /v1/models and /v1/chat/completions on ``app``, answering through ``assistant``.
+def add_openai_api(
+    app: FastAPI, source: TurnSource, *, backend: str, api_key: str | None, image_dir: Path | None = None
+) -> None:
+    """Serve /v1/models, /v1/chat/completions and the drawn pictures on ``app``, answering through ``source``.
 
     ``backend`` is the active answerer's name (shown in the model's metadata); ``api_key``, when set, is
     required as a Bearer token on every request (see required_api_key).
@@ -319,14 +335,22 @@ def add_openai_api(app: FastAPI, assistant: TurnSource, *, backend: str, api_key
         req = parse_chat_request(await request.body())
         if req.stream:
             return StreamingResponse(
-                _off_loop(_stream_events(assistant, req)),
+                _off_loop(_stream_events(source, req, str(request.base_url))),
                 media_type="text/event-stream",
                 headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
             )
         try:
-            return JSONResponse(await run_in_threadpool(_complete, assistant, req))
+            return JSONResponse(await run_in_threadpool(_complete, source, req, str(request.base_url)))
         except Exception as exc:
             return _answer_error(exc).response()
+
+    @router.get("/images/files/{name}", response_model=None)
+    async def picture(name: str) -> FileResponse:
+        """A picture the chat drew (the link in a drawing answer's content)."""
+        path = (image_dir / name) if image_dir is not None and _PICTURE_NAME.fullmatch(name) else None
+        if path is None or not path.is_file():
+            raise ApiError(404, f"no picture {name!r} here", "unknown_picture", "name")
+        return FileResponse(path, media_type="image/png")
 
     @router.api_route("/{path:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE"], include_in_schema=False)
     async def unknown(path: str) -> JSONResponse:

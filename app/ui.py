@@ -1,4 +1,4 @@
-"""The Gradio app: chat with streamed, cited answers. The UI only talks to the Assistant."""
+"""The Gradio app: chat with streamed, cited answers, voice and pictures. The UI only talks to the Companion."""
 
 from __future__ import annotations
 
@@ -15,9 +15,10 @@ from typing import Any
 import gradio as gr
 import numpy as np
 
-from app.assistant import Answer, Assistant, Notice, Source, TextDelta
-from app.companion import Companion, DrawingStep, Drawn, Heard, Routed, SpeechChunk
+from app.companion import Companion
 from app.config import Settings
+from app.events import Answer, Collector, DrawingStep, Drawn, Heard, Notice, Routed, Source, SpeechChunk, TextDelta
+from app.knowledge_chat import KnowledgeChat
 from llm.base import ChatTurn
 from modules.audio_types import AudioClip
 from modules.tts.service import wav_bytes
@@ -152,23 +153,17 @@ def turn_views(
     yield TurnView(messages)
 
 
-def answer_stream(assistant: Assistant, message: str, history: list[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:
-    """The chatbot's messages after each step of a typed turn (text only)."""
-    for view in turn_views(Companion(assistant.settings, assistant), message, history):
-        yield view.messages
-
-
-def _status_markdown(assistant: Assistant) -> str:
+def _status_markdown(assistant: KnowledgeChat) -> str:
     return f"<sub>状态：{html.escape(assistant.status_line())}</sub>"
 
 
-def _vectors_building(assistant: Assistant) -> bool:
+def _vectors_building(assistant: KnowledgeChat) -> bool:
     build = assistant.dense_build
     return build is not None and build.building
 
 
 def build_ui(companion: Companion, settings: Settings) -> gr.Blocks:
-    assistant = companion.assistant
+    assistant = companion.chat
     streaming_audio = shutil.which("ffmpeg") is not None  # gradio encodes streamed audio with ffmpeg
     with gr.Blocks(title=TITLE, fill_height=True, delete_cache=(3600, 3600)) as demo:
         gr.Markdown(f"# {TITLE}\n{INTRO}")
@@ -262,27 +257,40 @@ def build_ui(companion: Companion, settings: Settings) -> gr.Blocks:
 
         inputs = [box, mic, chatbot, speak, pictures]
         outputs = [box, mic, chatbot, voice_out, voice_file, pictures, gallery]
-        typed = {"concurrency_id": "typed", "concurrency_limit": settings.app.concurrency_limit}
-        spoken = {"concurrency_id": "spoken", "concurrency_limit": settings.app.voice_concurrency_limit}
-        submit_evt = box.submit(respond, inputs, outputs, api_name="chat", **typed)
-        click_evt = send.click(respond, inputs, outputs, api_name=False, **typed)
-        voice_evt = mic.stop_recording(respond, inputs, outputs, api_name="voice", **spoken)
-        upload_evt = mic.upload(respond, inputs, outputs, api_name=False, **spoken)
+        typed, typed_limit = "typed", settings.app.concurrency_limit
+        spoken, spoken_limit = "spoken", settings.app.voice_concurrency_limit
+        submit_evt = box.submit(
+            respond, inputs, outputs, api_name="chat", concurrency_id=typed, concurrency_limit=typed_limit
+        )
+        click_evt = send.click(
+            respond, inputs, outputs, api_visibility="private", concurrency_id=typed, concurrency_limit=typed_limit
+        )
+        voice_evt = mic.stop_recording(
+            respond, inputs, outputs, api_name="voice", concurrency_id=spoken, concurrency_limit=spoken_limit
+        )
+        upload_evt = mic.upload(
+            respond, inputs, outputs, api_visibility="private", concurrency_id=spoken, concurrency_limit=spoken_limit
+        )
 
         def ask_api(question: str) -> Iterator[dict[str, Any]]:
             """Stream one question's answer: {"answer": text so far, "sources": [...], "done": bool}."""
-            text = ""
+            turn = Collector()
             for event in companion.turn(text=question, speak=False):
+                turn.add(event)
                 if isinstance(event, TextDelta):
-                    text += event.text
-                    yield {"answer": text, "sources": [], "done": False}
-                elif isinstance(event, Answer):
-                    yield {**event.to_dict(), "done": True}
+                    yield {"answer": turn.text, "sources": [], "done": False}
+                elif turn.answer is not None:
+                    yield {**turn.answer.to_dict(), "done": True}
+                    return
 
         gr.api(ask_api, api_name="ask")
-        stop.click(None, None, None, cancels=[submit_evt, click_evt, voice_evt, upload_evt], api_name=False)
+        stop.click(None, None, None, cancels=[submit_evt, click_evt, voice_evt, upload_evt], api_visibility="private")
         clear.click(
-            lambda: ([], "", None, None), None, [chatbot, box, voice_out, voice_file], api_name=False, queue=False
+            lambda: ([], "", None, None),
+            None,
+            [chatbot, box, voice_out, voice_file],
+            api_visibility="private",
+            queue=False,
         )
     demo.queue(default_concurrency_limit=settings.app.concurrency_limit, max_size=settings.app.max_queue)
     return demo
@@ -311,13 +319,13 @@ def launch(settings: Settings, auth_flags: Sequence[str] = ()) -> None:
         api_key = required_api_key(settings.app.host, settings.api.api_key_env, os.environ)
     started = time.perf_counter()
     companion = Companion(settings)
-    assistant = companion.assistant
+    assistant = companion.chat
     # The sentence vectors load (or, on the very first launch, are built) once the page is up.
     assistant.warm_up(vectors_after_s=VECTORS_AFTER_S)
     demo = build_ui(companion, settings)
     log.info("assistant ready in %.1f s: %s", time.perf_counter() - started, assistant.status_line())
     if serve_api:
-        _serve_with_api(settings, assistant, demo, api_key, logins)
+        _serve_with_api(settings, companion, demo, api_key, logins)
         return
     if settings.api.enabled:
         # The share tunnel is made by gradio's own server, which only knows the Blocks.
@@ -340,7 +348,7 @@ def upload_limit(settings: Settings) -> str:
 
 def _serve_with_api(
     settings: Settings,
-    assistant: Assistant,
+    companion: Companion,
     demo: gr.Blocks,
     api_key: str | None,
     logins: list[tuple[str, str]] | None,
@@ -354,7 +362,8 @@ def _serve_with_api(
     host, port = settings.app.host, settings.app.port
     # The parent app's routes come first: FastAPI's docs would shadow gradio's own /openapi.json.
     app = FastAPI(title=TITLE, docs_url=None, redoc_url=None, openapi_url=None)
-    add_openai_api(app, assistant, backend=assistant.answerer.name, api_key=api_key)
+    backend = companion.chat.answerer.name
+    add_openai_api(app, companion, backend=backend, api_key=api_key, image_dir=settings.image_dir)
     app = gr.mount_gradio_app(
         app,
         demo,

@@ -24,14 +24,13 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
+from modules.asr.hotwords import game_vocabulary
+from modules.asr.metrics import ErrorRate, cer, mean_rate, wer
+from modules.asr.recognize import SpeechPipeline
+from modules.asr.settings import AsrSettings, FunasrSettings
+from modules.rag.loader import load_documents
 
-from app.config import AsrSettings, FunasrSettings  # noqa: E402
-from modules.asr.metrics import ErrorRate, cer, mean_rate, wer  # noqa: E402
-from modules.asr.recognize import SpeechPipeline  # noqa: E402
-from modules.asr.terms import game_vocabulary  # noqa: E402
-from modules.rag.loader import load_documents  # noqa: E402
+REPO = Path(__file__).resolve().parent.parent
 
 SPEECH = REPO.parent / "shared" / "testdata" / "speech"
 
@@ -132,8 +131,7 @@ def main() -> int:
         pipeline = SpeechPipeline(AsrSettings(backend="funasr", funasr=funasr), names, REPO)
         rows.append(run("funasr", pipeline, args.speech, zh, "cer", Path(args.funasr_model).name))
     if not args.no_funasr:
-        sys.path.insert(0, str(REPO / "tests" / "modules" / "asr"))
-        from tiny_paraformer import build_tiny_paraformer
+        from tests.modules.asr.tiny_paraformer import build_tiny_paraformer
 
         with tempfile.TemporaryDirectory() as tmp:
             model_dir = build_tiny_paraformer(Path(tmp) / "tiny-paraformer")

@@ -13,19 +13,18 @@ import argparse
 import dataclasses
 import json
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
+from modules.image.base import GeneratedImage
+from modules.image.diffusers_gen import DiffusersGenerator
+from modules.image.intent import rule_decision
+from modules.image.prompt import build_prompt, kb_names
+from modules.image.settings import ImageSettings
+from modules.rag.loader import load_documents
 
-from app.config import ImageSettings  # noqa: E402
-from modules.image.base import GeneratedImage  # noqa: E402
-from modules.image.diffusers_gen import DiffusersGenerator  # noqa: E402
-from modules.image.intent import rule_decision  # noqa: E402
-from modules.image.prompt import build_prompt  # noqa: E402
+REPO = Path(__file__).resolve().parent.parent
 
 
 def print_table(header: list[str], rows: list[list[str]]) -> None:
@@ -92,12 +91,12 @@ def main() -> int:
 
     settings = ImageSettings()
     started = time.perf_counter()
-    build_prompt("帮我画一张天命人在雪山上的水墨画", settings)  # the first call reads the knowledge base
+    names = kb_names(load_documents([REPO / "assets" / "knowledge"]))
     first = time.perf_counter() - started
     started = time.perf_counter()
     for item in items:
         if item["intent"] == "image":
-            build_prompt(item["text"], settings)
+            build_prompt(item["text"], settings, names=names)
     per_prompt = (time.perf_counter() - started) / sum(i["intent"] == "image" for i in items)
     rows.append(["prompt building (first call reads the KB)", f"{first:.2f} s", f"{per_prompt * 1000:.2f} ms", "-"])
 

@@ -22,16 +22,15 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
+from app.config import load_settings
+from app.evaluation import percentile
+from app.knowledge_chat import KnowledgeChat
+from llm.base import Answerer
+from llm.grounded import GroundedAnswerer
+from llm.prompt import approx_tokens
+from modules.rag.types import Passage
 
-from app.assistant import Assistant  # noqa: E402
-from app.config import load_settings  # noqa: E402
-from app.evaluation import percentile  # noqa: E402
-from llm.base import Answerer  # noqa: E402
-from llm.grounded import GroundedAnswerer  # noqa: E402
-from llm.prompt import approx_tokens  # noqa: E402
-from modules.rag.types import Passage  # noqa: E402
+REPO = Path(__file__).resolve().parent.parent
 
 
 @dataclass(frozen=True)
@@ -162,7 +161,7 @@ def main() -> int:
     data_dir = Path(tempfile.mkdtemp(prefix="wulewule-bench-llm-"))
     try:
         settings = load_settings(None, [f"app.data_dir={data_dir}", *args.sets])
-        assistant = Assistant(settings)
+        assistant = KnowledgeChat(settings)
         top_k = settings.rag.top_k
         passages = [assistant.retriever.retrieve(item["q"], top_k) for item in questions]
         notes = [

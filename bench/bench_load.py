@@ -25,11 +25,11 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
+from bench_rag import free_port, rss_mb
 
-from app.evaluation import percentile  # noqa: E402
-from bench.bench_rag import free_port, rss_mb  # noqa: E402
+from app.evaluation import percentile
+
+REPO = Path(__file__).resolve().parent.parent
 
 SPEECH = REPO.parent / "shared" / "testdata" / "speech"
 TYPED = [

@@ -24,12 +24,11 @@ import time
 import urllib.request
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
+from app.config import load_settings
+from app.evaluation import evaluate, format_table, load_eval_file, percentile
+from app.knowledge_chat import KnowledgeChat
 
-from app.assistant import Assistant  # noqa: E402
-from app.config import load_settings  # noqa: E402
-from app.evaluation import evaluate, format_table, load_eval_file, percentile  # noqa: E402
+REPO = Path(__file__).resolve().parent.parent
 
 EVAL_SETS = sorted(p for p in (REPO / "tests/eval").glob("*.jsonl") if p.name != "intent.jsonl")
 
@@ -81,7 +80,7 @@ def ablation(embedders: list[str], sets: list[Path], data_dir: Path) -> None:
     loaded = [(path.name, load_eval_file(path)) for path in sets]
     for backend in embedders:
         settings = load_settings(None, [f"app.data_dir={data_dir}", f"rag.embedding.backend={backend}"])
-        assistant = Assistant(settings)
+        assistant = KnowledgeChat(settings)
         t0 = time.perf_counter()
         assistant.warm_up(wait_for_vectors=True)
         dense = assistant.retriever.dense
@@ -128,7 +127,7 @@ def main() -> int:
             rows.append(("app ready after the very first launch (no cache)", f"{ready:.1f} s"))
         settings = load_settings(None, [f"app.data_dir={data_dir}"])
         t0 = time.perf_counter()
-        assistant = Assistant(settings)
+        assistant = KnowledgeChat(settings)
         assistant.warm_up()
         build_s = time.perf_counter() - t0
         index = assistant.retriever.index
@@ -141,7 +140,7 @@ def main() -> int:
         rows.append((f"sentence vectors built or loaded ({vectors})", f"{time.perf_counter() - t0:.1f} s"))
 
         t0 = time.perf_counter()
-        Assistant(settings).warm_up(wait_for_vectors=True)
+        KnowledgeChat(settings).warm_up(wait_for_vectors=True)
         rows.append(("index + vectors load, cached", f"{time.perf_counter() - t0:.2f} s"))
 
         assistant.ask(questions[0])  # warm

@@ -2,8 +2,8 @@
 
     .venv/bin/python bench/bench_tts.py [--backend espeak chattts] [--runs 3] [--cps 0] [--json]
 
-Each backend speaks the same answers through ``speak_stream`` (splitter, normaliser, synthesis ahead in
-a worker thread), the way the app does:
+Each backend speaks the same answers through ``SpeechStream`` (splitter, normaliser, synthesis ahead in
+a worker thread), fed the text as it arrives, the way the app does:
 
 - TTFA (time to first audio): from the moment the answer's first sentence is available as text to the
   moment its first audio chunk is ready. With the extractive answerer the whole answer exists within
@@ -33,14 +33,13 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
+from modules.audio_types import AudioClip
+from modules.tts.base import SpeechSynthesizer
+from modules.tts.service import SpeechStream
+from modules.tts.settings import ChatTTSSettings, EspeakSettings, TtsSettings
+from modules.tts.splitter import SentenceSplitter
 
-from app.config import ChatTTSSettings, EspeakSettings  # noqa: E402
-from modules.audio_types import AudioClip  # noqa: E402
-from modules.tts.base import SpeechSynthesizer  # noqa: E402
-from modules.tts.service import speak_stream  # noqa: E402
-from modules.tts.splitter import SentenceSplitter  # noqa: E402
+REPO = Path(__file__).resolve().parent.parent
 
 ANSWERS = {
     "zh": "黑熊精是第一回的最终头目，盘踞在黑风山[1]。他在黑风山山顶的黑风洞前与天命人交手[1]。"
@@ -92,9 +91,20 @@ def measure(synth: SpeechSynthesizer, lang: str, cps: float) -> tuple[float, flo
     first_sentence_at = len(SentenceSplitter().split(text)[0]) / cps if cps > 0 else 0.0
     ready, durations = [], []
     started = time.perf_counter()
-    for clip in speak_stream(text_stream(text, cps), synth, lang):  # type: ignore[arg-type]
-        ready.append(time.perf_counter() - started)
-        durations.append(clip.seconds)
+    stream = SpeechStream(synth, TtsSettings(), lang)  # type: ignore[arg-type]
+
+    def note(clips: list[AudioClip]) -> None:
+        for clip in clips:
+            ready.append(time.perf_counter() - started)
+            durations.append(clip.seconds)
+
+    # The app's loop: text in as it is written, finished audio taken between pieces, the rest at the end.
+    for delta in text_stream(text, cps):
+        stream.feed(delta)
+        note(stream.ready())
+    stream.end()
+    for clip in stream:
+        note([clip])
     wall = ready[-1]
     audio = sum(durations)
     gaps, gap_s = playback_gaps(ready, durations)

@@ -14,17 +14,16 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
+from app.companion import Companion
+from app.config import load_settings
+from app.evaluation import percentile
+from app.events import SpeechChunk
 
-from app.companion import Companion, SpeechChunk  # noqa: E402
-from app.config import load_settings  # noqa: E402
-from app.evaluation import percentile  # noqa: E402
+REPO = Path(__file__).resolve().parent.parent
 
 SPEECH = REPO.parent / "shared" / "testdata" / "speech"
 TYPED = [

@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from app.config import LlmSettings
 from llm.base import ChatModel
+from llm.settings import LlmSettings
 from modules.model_files import ModelNotFoundError, locate_model
 
 DOWNLOAD_HINT = {
@@ -36,41 +36,43 @@ def create_chat_model(llm: LlmSettings, repo_root: Path, log_dir: Path) -> ChatM
     if backend == "openai":
         from llm.openai_chat import OpenAIChatModel
 
-        cfg = llm.openai
+        openai_cfg = llm.openai
         return OpenAIChatModel(
-            cfg.base_url,
-            cfg.model,
-            api_key=os.environ.get(cfg.api_key_env) or None,
-            connect_timeout=cfg.connect_timeout,
-            read_timeout=cfg.read_timeout,
+            openai_cfg.base_url,
+            openai_cfg.model,
+            api_key=os.environ.get(openai_cfg.api_key_env) or None,
+            connect_timeout=openai_cfg.connect_timeout,
+            read_timeout=openai_cfg.read_timeout,
         )
     if backend == "lmdeploy":
         from llm.lmdeploy_server import LmdeployChatModel, ManagedLmdeployServer
 
-        cfg = llm.lmdeploy
-        if cfg.url:
-            return LmdeployChatModel(cfg, url=cfg.url)
-        model_dir = _model_dir(cfg.model, "llm.lmdeploy.model", backend, repo_root)
-        command = Path(cfg.command)
-        command = command if command.is_absolute() or "/" not in cfg.command else repo_root / command
-        if "/" in cfg.command and not command.exists():
+        lmdeploy_cfg = llm.lmdeploy
+        if lmdeploy_cfg.url:
+            return LmdeployChatModel(lmdeploy_cfg, url=lmdeploy_cfg.url)
+        model_dir = _model_dir(lmdeploy_cfg.model, "llm.lmdeploy.model", backend, repo_root)
+        command = Path(lmdeploy_cfg.command)
+        command = command if command.is_absolute() or "/" not in lmdeploy_cfg.command else repo_root / command
+        if "/" in lmdeploy_cfg.command and not command.exists():
             raise ModelNotFoundError(
-                f"config key llm.lmdeploy.command: {cfg.command} does not exist. Create the serving environment "
-                "on the GPU host (`python3 -m venv .venv-serve && .venv-serve/bin/pip install -r "
+                f"config key llm.lmdeploy.command: {lmdeploy_cfg.command} does not exist. Create the serving "
+                "environment on the GPU host (`python3 -m venv .venv-serve && .venv-serve/bin/pip install -r "
                 "requirements-serve.txt`), or run `lmdeploy serve api_server` yourself and set llm.lmdeploy.url"
             )
-        server = ManagedLmdeployServer(cfg, model_dir, log_dir, command=str(command))
-        return LmdeployChatModel(cfg, server=server)
+        server = ManagedLmdeployServer(lmdeploy_cfg, model_dir, log_dir, command=str(command))
+        return LmdeployChatModel(lmdeploy_cfg, server=server)
     if backend == "transformers":
         from llm.transformers_chat import TransformersChatModel
 
-        cfg = llm.transformers
-        model_dir = _model_dir(cfg.model, "llm.transformers.model", backend, repo_root)
-        return TransformersChatModel(model_dir, cfg.device, cfg.dtype, cfg.trust_remote_code)
+        transformers_cfg = llm.transformers
+        model_dir = _model_dir(transformers_cfg.model, "llm.transformers.model", backend, repo_root)
+        return TransformersChatModel(
+            model_dir, transformers_cfg.device, transformers_cfg.dtype, transformers_cfg.trust_remote_code
+        )
     if backend == "llamacpp":
         from llm.llamacpp_chat import LlamaCppChatModel
 
-        cfg = llm.llamacpp
-        model_path = _model_dir(cfg.model, "llm.llamacpp.model", backend, repo_root)
-        return LlamaCppChatModel(model_path, cfg.n_ctx, cfg.n_threads, cfg.n_gpu_layers)
+        llamacpp_cfg = llm.llamacpp
+        model_path = _model_dir(llamacpp_cfg.model, "llm.llamacpp.model", backend, repo_root)
+        return LlamaCppChatModel(model_path, llamacpp_cfg.n_ctx, llamacpp_cfg.n_threads, llamacpp_cfg.n_gpu_layers)
     raise ValueError(f"llm.backend {backend!r} is not a chat-model backend")

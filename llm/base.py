@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol, runtime_checkable
 
@@ -34,7 +34,18 @@ class Answerer(Protocol):
 
     name: str
 
-    def stream(self, question: str, passages: Sequence[Passage], history: Sequence[ChatTurn]) -> Iterator[str]: ...
+    @property
+    def model(self) -> ChatModel | None:
+        """The chat model behind the answers; None when they are composed without one."""
+        ...
+
+    def stream(
+        self, question: str, passages: Sequence[Passage], history: Sequence[ChatTurn]
+    ) -> Generator[str, None, None]: ...
+
+    def rewrite(self, question: str, history: Sequence[ChatTurn]) -> str | None:
+        """A follow-up made stand-alone by the model; None when this answerer has no model for it."""
+        ...
 
 
 @runtime_checkable
@@ -46,5 +57,9 @@ class ChatModel(Protocol):
     """
 
     name: str
+
+    def start(self) -> None:
+        """Be ready to answer now (a managed server starts); a no-op where building the model loaded it."""
+        ...
 
     def stream_chat(self, messages: Sequence[ChatTurn], max_tokens: int, temperature: float) -> Iterator[str]: ...

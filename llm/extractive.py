@@ -12,12 +12,12 @@ nor the meaning of any sentence come close enough to the question it says so ins
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass, replace
 from typing import Protocol
 
-from llm.base import ChatTurn
-from modules.rag.glossary import GLOSSARY
+from llm.base import ChatModel, ChatTurn
+from modules.rag.synonyms import GLOSSARY
 from modules.rag.text import is_cjk, mostly_english, quotable_sentences, split_sentences
 from modules.rag.types import Passage
 
@@ -223,6 +223,7 @@ class ExtractiveAnswerer:
     """Composes a cited answer from knowledge-base sentences; the no-download default."""
 
     name = "extractive"
+    model: ChatModel | None = None  # no chat model: answers are composed from the passages
 
     def __init__(
         self,
@@ -245,7 +246,13 @@ class ExtractiveAnswerer:
         self.semantic = semantic  # the sentence vectors, once they are ready (None before)
         self._max_idf: float | None = None
 
-    def stream(self, question: str, passages: Sequence[Passage], history: Sequence[ChatTurn] = ()) -> Iterator[str]:
+    def rewrite(self, question: str, history: Sequence[ChatTurn]) -> str | None:
+        """No model to rewrite follow-ups with: the caller resolves them by rule."""
+        return None
+
+    def stream(
+        self, question: str, passages: Sequence[Passage], history: Sequence[ChatTurn] = ()
+    ) -> Generator[str, None, None]:
         answer = self.compose(question, passages)
         for start in range(0, len(answer), self.piece_chars):
             yield answer[start : start + self.piece_chars]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 
 from llm.base import Answerer, ChatModel, ChatModelError, ChatTurn
 from llm.extractive import NOTHING_RELEVANT_EN, NOTHING_RELEVANT_ZH
@@ -47,7 +47,9 @@ class GroundedAnswerer:
         self.compact_sentences = compact_sentences
         self.fallback = fallback
 
-    def stream(self, question: str, passages: Sequence[Passage], history: Sequence[ChatTurn] = ()) -> Iterator[str]:
+    def stream(
+        self, question: str, passages: Sequence[Passage], history: Sequence[ChatTurn] = ()
+    ) -> Generator[str, None, None]:
         if not passages:
             # Nothing retrieved: say so ourselves rather than let a model improvise.
             yield NOTHING_RELEVANT_EN if mostly_english(question) else NOTHING_RELEVANT_ZH

@@ -5,15 +5,16 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from contextlib import closing
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from llm.base import ChatModelError, ChatTurn
 
 if TYPE_CHECKING:
     from llama_cpp import Llama
+    from llama_cpp.llama_types import ChatCompletionRequestMessage, CreateChatCompletionStreamResponse
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +31,15 @@ def _llama_class(model_path: Path) -> type[Llama]:
             "(llama-cpp-python==0.3.36; it compiles from source, about 8 minutes on 2 cores)"
         ) from exc
     return Llama
+
+
+def _request_message(turn: ChatTurn) -> ChatCompletionRequestMessage:
+    """``turn`` as llama-cpp's message dict, typed by its role."""
+    if turn.role == "system":
+        return {"role": "system", "content": turn.content}
+    if turn.role == "user":
+        return {"role": "user", "content": turn.content}
+    return {"role": "assistant", "content": turn.content}
 
 
 def _check_gguf(path: Path) -> None:
@@ -95,22 +105,31 @@ class LlamaCppChatModel:
         """Tokens of ``text`` under this model's own tokenizer."""
         return len(self._llama.tokenize(text.encode("utf-8"), add_bos=False, special=False))
 
+    def start(self) -> None:
+        """Nothing to start: the weights loaded when the model was built."""
+
     def stream_chat(self, messages: Sequence[ChatTurn], max_tokens: int, temperature: float) -> Iterator[str]:
         """The reply's text pieces as they are generated; closing the generator stops generation."""
         with self._lock:
             try:
-                chunks = self._llama.create_chat_completion(
-                    messages=[m.to_dict() for m in messages],
-                    stream=True,
-                    max_tokens=max_tokens,
-                    temperature=temperature,
+                # create_chat_completion is annotated as returning a response or an iterator whatever ``stream``
+                # is; with stream=True it returns a generator of chunks (which is what makes closing() work).
+                chunks = cast(
+                    "Generator[CreateChatCompletionStreamResponse, None, None]",
+                    self._llama.create_chat_completion(
+                        messages=[_request_message(m) for m in messages],
+                        stream=True,
+                        max_tokens=max_tokens,
+                        temperature=temperature,
+                    ),
                 )
                 # Closing llama-cpp's generator ends its token loop at once; doing it here, rather than
                 # leaving it to garbage collection, makes a stop take effect before the lock is released.
                 with closing(chunks):
                     for chunk in chunks:
+                        # A delta is either {"content": str | None, ...} or empty; only a non-empty str is text.
                         text = chunk["choices"][0]["delta"].get("content")
-                        if text:
+                        if isinstance(text, str) and text:
                             yield text
             except ValueError as exc:
                 if "exceed context window" in str(exc):

@@ -26,7 +26,7 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
 
 import httpx
@@ -35,7 +35,7 @@ from llm.base import ChatModelError, ChatTurn
 from llm.openai_chat import ChatServerUnreachableError, OpenAIChatModel
 
 if TYPE_CHECKING:
-    from app.config import LmdeploySettings
+    from llm.settings import LmdeploySettings
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +72,7 @@ def _read_json(path: Path) -> Any:
         return None
 
 
-def detect_model_format(model_dir: Path) -> str:
+def detect_model_format(model_dir: Path) -> Literal["hf", "awq"]:
     """The LMDeploy ``--model-format`` of a model directory: "awq" when it is AWQ-quantised, else "hf".
 
     Checked, in order: ``config.json``'s ``quantization_config`` (what ``lmdeploy lite auto_awq`` and AutoAWQ

@@ -83,6 +83,9 @@ class OpenAIChatModel:
         timeout = httpx.Timeout(connect=connect_timeout, read=read_timeout, write=read_timeout, pool=connect_timeout)
         self._client = httpx.Client(headers=headers, timeout=timeout)
 
+    def start(self) -> None:
+        """Nothing to start: the server is checked on the first request."""
+
     def stream_chat(self, messages: Sequence[ChatTurn], max_tokens: int, temperature: float) -> Iterator[str]:
         """Text pieces as the server generates them; closing the generator drops the connection."""
         payload = {

@@ -108,6 +108,9 @@ class TransformersChatModel:
         """How many tokens the model's tokenizer makes of text (no special tokens added)."""
         return len(self.tokenizer.encode(text, add_special_tokens=False))
 
+    def start(self) -> None:
+        """Nothing to start: the weights loaded when the model was built."""
+
     def stream_chat(self, messages: Sequence[ChatTurn], max_tokens: int, temperature: float) -> Iterator[str]:
         """The model's reply to messages, streamed; temperature 0 decodes greedily."""
         if not getattr(self.tokenizer, "chat_template", None):

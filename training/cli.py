@@ -13,11 +13,16 @@ import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Literal
 
-from app.config import ConfigError, Settings, load_settings
+from app.config import Settings, load_settings
 from llm.base import ChatModelError
+from modules.config_layers import ConfigError
 from modules.model_files import ModelNotFoundError
 from training.settings import TrainingSettings, load_training_settings
+
+if TYPE_CHECKING:
+    from training.layout import TrainStage
 
 log = logging.getLogger("wulewule.training")
 
@@ -135,7 +140,7 @@ def _self_cognition(settings: TrainingSettings, app: Settings, out: Path | None,
 
 
 def _qa(settings: TrainingSettings, app: Settings, args: argparse.Namespace) -> int:
-    from app.assistant import Assistant
+    from app.knowledge_chat import KnowledgeChat
     from training.data.generator import create_generator
     from training.data.qa import build_qa, iter_rejected
 
@@ -144,7 +149,7 @@ def _qa(settings: TrainingSettings, app: Settings, args: argparse.Namespace) -> 
     generator = create_generator(settings.data.generator)
     if generator is None:
         print("no generator (data.generator.base_url is empty): questions come from the knowledge base's structure")
-    assistant = Assistant(app)
+    assistant = KnowledgeChat(app)
     print(f"answering with llm.backend={app.llm.backend}; knowledge: {', '.join(map(str, assistant.knowledge_roots))}")
     stats = build_qa(
         assistant,
@@ -167,7 +172,13 @@ def _qa(settings: TrainingSettings, app: Settings, args: argparse.Namespace) -> 
     return 0
 
 
-def _config(settings: TrainingSettings, app: Settings, model: str | None, stage: str, out_dir: Path | None) -> int:
+def _config(
+    settings: TrainingSettings,
+    app: Settings,
+    model: str | None,
+    stage: TrainStage | Literal["all"],
+    out_dir: Path | None,
+) -> int:
     from training.configs.render import STAGES, write_config
     from training.layout import layout_for, stage_base
 
@@ -176,7 +187,8 @@ def _config(settings: TrainingSettings, app: Settings, model: str | None, stage:
         if key not in settings.models:
             raise ConfigError(f"--model {key!r} is not one of models: {', '.join(sorted(settings.models))}")
         layout = layout_for(settings, key)
-        for name in STAGES if stage == "all" else (stage,):
+        stages: tuple[TrainStage, ...] = STAGES if stage == "all" else (stage,)
+        for name in stages:
             try:
                 base: Path | str = stage_base(settings, name, key)
             except ModelNotFoundError as exc:

@@ -92,11 +92,11 @@ def _is_raw_text(conversation: Conversation) -> bool:
 def encode(tokenizer: Any, conversation: Conversation, max_length: int) -> Encoded | None:
     """Token ids and labels of a conversation; None when truncation leaves nothing to learn."""
     if _is_raw_text(conversation):
-        ids = tokenizer.encode(conversation.turns[0].output, add_special_tokens=False)
+        body = tokenizer.encode(conversation.turns[0].output, add_special_tokens=False)
         bos = [tokenizer.bos_token_id] if tokenizer.bos_token_id is not None else []
         eos = [tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else []
-        ids = [*bos, *ids, *eos][:max_length]
-        return Encoded(tuple(ids), tuple(ids)) if ids else None
+        raw_ids: list[int] = [*bos, *body, *eos][:max_length]
+        return Encoded(tuple(raw_ids), tuple(raw_ids)) if raw_ids else None
     if not getattr(tokenizer, "chat_template", None):
         raise ValueError("the tokenizer has no chat template; SFT data needs a chat model's tokenizer")
     messages: list[dict[str, str]] = []

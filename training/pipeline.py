@@ -63,7 +63,7 @@ class Step:
 
 def expand_stages(names: Sequence[str]) -> list[str]:
     """Stage names (and ``all``) in pipeline order; an unknown name is a ValueError listing the stages."""
-    wanted = set()
+    wanted: set[str] = set()
     for name in names:
         if name == "all":
             wanted.update(STAGES)
@@ -223,8 +223,10 @@ class Pipeline:
     def _train_step(self, stage: TrainStage) -> Step:
         for path in data_files(self.settings, stage):
             if not path.is_file():
-                command = DATA_COMMANDS[path.name]
-                raise StageError(f"{stage}: training data {path} is missing; run `python -m training {command}` first")
+                data_command = DATA_COMMANDS[path.name]
+                raise StageError(
+                    f"{stage}: training data {path} is missing; run `python -m training {data_command}` first"
+                )
         base = stage_base(self.settings, stage, self.model_key)
         if not base.is_dir():
             raise StageError(

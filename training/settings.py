@@ -10,18 +10,15 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import Field, model_validator
 
-from app.config import REPO_ROOT, ConfigError, _describe, _merge, _read_yaml, _set_dotted, parse_set_flags
+from app.config import REPO_ROOT
+from modules.config_layers import ConfigError, Section, load_layers
 
 DEFAULT_TRAINING_CONFIG = REPO_ROOT / "configs" / "training.yaml"
 
 
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
-
-
-class AssistantIdentity(_Section):
+class AssistantIdentity(Section):
     name: str = "悟了悟了"
     name_en: str = "Wulewule"
     maker: str = "xzyun2011"
@@ -30,18 +27,18 @@ class AssistantIdentity(_Section):
     game_en: str = "Black Myth: Wukong"
 
 
-class ModelPreset(_Section):
+class ModelPreset(Section):
     base: str  # hub id or local path
     name: str = Field(pattern=r"^[\w.-]+$")  # a directory name under work_dir
     prompt_template: str = Field("internlm2_chat", pattern=r"^\w+$")
 
 
-class PathSettings(_Section):
+class PathSettings(Section):
     data_dir: Path = Path("data")
     work_dir: Path = Path("work_dirs")
 
 
-class PretrainDataSettings(_Section):
+class PretrainDataSettings(Section):
     sources: list[Path] = Field(default_factory=lambda: [Path("data/texts")])
     chunk_chars: int = Field(1024, ge=50, le=100_000)
     overlap_chars: int = Field(128, ge=0)
@@ -57,11 +54,11 @@ class PretrainDataSettings(_Section):
         return self
 
 
-class SelfCognitionSettings(_Section):
+class SelfCognitionSettings(Section):
     paraphrases: int = Field(0, ge=0, le=20)
 
 
-class QaDataSettings(_Section):
+class QaDataSettings(Section):
     questions_per_topic: int = Field(5, ge=1, le=50)
     with_passages: bool = True
     min_coverage: float = Field(0.8, gt=0, le=1)
@@ -70,7 +67,7 @@ class QaDataSettings(_Section):
     max_topics: int = Field(0, ge=0)
 
 
-class GeneratorSettings(_Section):
+class GeneratorSettings(Section):
     base_url: str = ""
     model: str = ""
     api_key_env: str = "OPENAI_API_KEY"
@@ -78,14 +75,14 @@ class GeneratorSettings(_Section):
     read_timeout: float = Field(120, gt=0)
 
 
-class DataSettings(_Section):
+class DataSettings(Section):
     pretrain: PretrainDataSettings = Field(default_factory=PretrainDataSettings)
     self_cognition: SelfCognitionSettings = Field(default_factory=SelfCognitionSettings)
     qa: QaDataSettings = Field(default_factory=QaDataSettings)
     generator: GeneratorSettings = Field(default_factory=GeneratorSettings)
 
 
-class StageHyperparameters(_Section):
+class StageHyperparameters(Section):
     """One xtuner training stage (LoRA or QLoRA)."""
 
     quantize_4bit: bool = True
@@ -113,7 +110,7 @@ class PretrainSettings(StageHyperparameters):
     enabled: bool = True
 
 
-class AwqSettings(_Section):
+class AwqSettings(Section):
     w_bits: int = Field(4, ge=2, le=8)
     w_group_size: int = Field(128, ge=1)
     calib_dataset: str = "wikitext2"
@@ -123,12 +120,12 @@ class AwqSettings(_Section):
     search_scale: bool = False
 
 
-class EnvSettings(_Section):
+class EnvSettings(Section):
     xtuner: str = ".venv-train/bin/xtuner"
     lmdeploy: str = ".venv-serve/bin/lmdeploy"
 
 
-class TrainingSettings(_Section):
+class TrainingSettings(Section):
     assistant: AssistantIdentity = Field(default_factory=AssistantIdentity)
     system_prompt: str = ""
     model: str = "1_8b"
@@ -172,12 +169,7 @@ class TrainingSettings(_Section):
 
 def load_training_settings(config_path: Path | str | None = None, sets: Iterable[str] = ()) -> TrainingSettings:
     """configs/training.yaml < config_path < ``--set`` flags; raises ConfigError naming the offending key."""
-    tree = _read_yaml(DEFAULT_TRAINING_CONFIG)
-    if config_path:
-        tree = _merge(tree, _read_yaml(Path(config_path)), "")
-    for dotted, raw in parse_set_flags(sets):
-        _set_dotted(tree, dotted, raw, f"--set {dotted}")
     try:
-        return TrainingSettings.model_validate(tree)
-    except ValidationError as exc:
-        raise ConfigError(_describe(exc).replace("invalid configuration", "invalid training configuration")) from None
+        return load_layers(TrainingSettings, DEFAULT_TRAINING_CONFIG, config_path, sets)
+    except ConfigError as exc:
+        raise ConfigError(str(exc).replace("invalid configuration", "invalid training configuration")) from None

@@ -6,12 +6,11 @@ The app builds one ``SpeechPipeline(settings.asr, game_vocabulary(documents), RE
 
 from modules.asr.audio import AudioError, load_audio
 from modules.asr.base import RecognitionError, SpeechRecognizer, Transcript, TranscriptSegment
-from modules.asr.recognize import BackendStatus, NoSpeechError, SpeechPipeline, backend_status, create_recognizer
-from modules.asr.terms import game_vocabulary
+from modules.asr.hotwords import game_vocabulary
+from modules.asr.recognize import NoSpeechError, SpeechPipeline, backend_status, create_recognizer
 
 __all__ = [
     "AudioError",
-    "BackendStatus",
     "NoSpeechError",
     "RecognitionError",
     "SpeechPipeline",

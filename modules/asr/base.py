@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from modules.audio_types import AudioClip
+
+if TYPE_CHECKING:
+    from modules.asr.audio import AudioSource
 
 
 @dataclass(frozen=True)
@@ -41,3 +44,14 @@ class SpeechRecognizer(Protocol):
     name: str
 
     def segments(self, audio: AudioClip) -> Iterator[TranscriptSegment]: ...
+
+
+@runtime_checkable
+class Transcriber(Protocol):
+    """What the companion hears through: a recording in, the corrected transcript out.
+
+    Bad audio (silence, noise, corrupt, too long) raises ``AudioError`` with a message for the player.
+    ``modules.asr.recognize.SpeechPipeline`` is the one the app builds (VAD, a recogniser, game-term correction).
+    """
+
+    def transcribe(self, source: AudioSource) -> Transcript: ...

@@ -21,15 +21,38 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from itertools import product
+from typing import cast
 
-from modules.asr.terms import is_common_word, spoken_form, word_frequency
+from modules.asr.hotwords import is_common_word, spoken_form, word_frequency
 
 # Initials, longest first so "zh" is not read as "z".
-_INITIALS = ("zh", "ch", "sh", "b", "p", "m", "f", "d", "t", "n", "l", "g", "k", "h", "j", "q", "x", "r", "z", "c", "s")
+_INITIALS: tuple[str, ...] = (
+    "zh",
+    "ch",
+    "sh",
+    "b",
+    "p",
+    "m",
+    "f",
+    "d",
+    "t",
+    "n",
+    "l",
+    "g",
+    "k",
+    "h",
+    "j",
+    "q",
+    "x",
+    "r",
+    "z",
+    "c",
+    "s",
+)
 _INITIALS += ("y", "w")
 # How y- and w- spellings are pronounced (the rest drop their y/w: ya -> ia, wo -> uo, ...).
 _Y_W_FINALS = {
@@ -115,11 +138,19 @@ def syllable_similarity(target: str, heard: str) -> float:
     return 0.0
 
 
+def _no_reading(_: str) -> list[list[str]]:
+    """pypinyin's ``errors`` callback: a character without pinyin gets one empty reading (dropped after)."""
+    return [[""]]
+
+
 @lru_cache(maxsize=8192)
 def _char_readings(char: str) -> tuple[str, ...]:
     from pypinyin import Style, pinyin
 
-    readings = pinyin(char, style=Style.NORMAL, heteronym=True, errors=lambda _: [[""]])[0]
+    # pypinyin's stubs type an errors callback as returning str, but its converter also takes a list of
+    # readings (DefaultConverter.handle_nopinyin), which is what gives a pinyin-less character [[""]].
+    no_reading = cast("Callable[[str], str]", _no_reading)
+    readings = pinyin(char, style=Style.NORMAL, heteronym=True, errors=no_reading)[0]
     return tuple(r for r in readings if r)
 
 
@@ -137,7 +168,7 @@ def _text_readings(text: str) -> list[tuple[str, ...]]:
     return readings
 
 
-def _accept(scores: list[float]) -> bool:
+def _accept(scores: Sequence[float]) -> bool:
     n = len(scores)
     if n == 2:
         return all(s == EXACT for s in scores)

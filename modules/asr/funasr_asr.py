@@ -29,12 +29,12 @@ import yaml
 
 from modules.asr.base import RecognitionError, TranscriptSegment
 from modules.asr.chinese import to_simplified
-from modules.asr.terms import spoken_form
+from modules.asr.hotwords import spoken_form
 from modules.audio_types import AudioClip
 from modules.model_files import ModelNotFoundError, locate_model
 
 if TYPE_CHECKING:
-    from app.config import FunasrSettings
+    from modules.asr.settings import FunasrSettings
 
 log = logging.getLogger(__name__)
 

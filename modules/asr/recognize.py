@@ -14,7 +14,6 @@ import importlib.util
 import logging
 import threading
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -22,10 +21,11 @@ from modules.asr.audio import AudioError, AudioSource, load_audio
 from modules.asr.base import SpeechRecognizer, Transcript, TranscriptSegment
 from modules.asr.vad import SpeechChunk
 from modules.model_files import ModelNotFoundError, locate_model
+from modules.status import BackendStatus
 
 if TYPE_CHECKING:
-    from app.config import AsrSettings
     from modules.asr.correction import TermCorrector
+    from modules.asr.settings import AsrSettings
     from modules.asr.vad import SileroVad
     from modules.rag.types import Document
 
@@ -47,18 +47,6 @@ class NoSpeechError(AudioError):
         self.language = language
 
 
-@dataclass(frozen=True)
-class BackendStatus:
-    """Which recogniser ``asr.backend`` leads to on this machine, and whether it can run (for ``doctor``)."""
-
-    configured: str  # what asr.backend says: auto | funasr | whisper
-    backend: str | None  # what would be used; None when nothing can run
-    ready: bool
-    model: str  # the configured model spec of that backend ("" when none)
-    model_path: Path | None
-    message: str  # one line for a person: what is used, or what is missing and the command that fixes it
-
-
 def _library_present(module: str) -> bool:
     return importlib.util.find_spec(module) is not None
 
@@ -71,6 +59,12 @@ def _funasr_missing(settings: AsrSettings, repo_root: Path) -> list[str]:
     return [f"{key}={spec}" for key, spec in keys if locate_model(spec, repo_root).path is None]
 
 
+def _status(
+    settings: AsrSettings, backend: str | None, ready: bool, message: str, path: Path | None = None
+) -> BackendStatus:
+    return BackendStatus(f"voice input (asr.backend={settings.backend})", ready, message, "", backend, path)
+
+
 def _funasr_status(settings: AsrSettings, repo_root: Path) -> BackendStatus:
     where = locate_model(settings.funasr.model, repo_root)
     missing = _funasr_missing(settings, repo_root)
@@ -81,7 +75,7 @@ def _funasr_status(settings: AsrSettings, repo_root: Path) -> BackendStatus:
     else:
         message = f"FunASR {settings.funasr.model} ({where.path})"
     ready = not missing and _library_present("funasr")
-    return BackendStatus(settings.backend, "funasr", ready, settings.funasr.model, where.path, message)
+    return _status(settings, "funasr", ready, message, where.path)
 
 
 def _whisper_status(settings: AsrSettings, repo_root: Path) -> BackendStatus:
@@ -96,7 +90,7 @@ def _whisper_status(settings: AsrSettings, repo_root: Path) -> BackendStatus:
     else:
         message = f"faster-whisper {settings.whisper.model} ({where.path})"
     ready = present and _library_present("faster_whisper")
-    return BackendStatus(settings.backend, "whisper", ready, settings.whisper.model, where.path, message)
+    return _status(settings, "whisper", ready, message, where.path)
 
 
 def backend_status(settings: AsrSettings, repo_root: Path) -> BackendStatus:
@@ -106,33 +100,33 @@ def backend_status(settings: AsrSettings, repo_root: Path) -> BackendStatus:
     if settings.backend == "whisper":
         return _whisper_status(settings, repo_root)
     funasr, whisper = _funasr_status(settings, repo_root), _whisper_status(settings, repo_root)
-    if funasr.ready:
+    if funasr.ok:
         return funasr
-    if whisper.ready:
+    if whisper.ok:
         return whisper
     message = (
         "voice input needs a speech model: run `python -m app download asr-cpu` (Whisper base, for CPUs) "
-        f"or `{DOWNLOAD_FUNASR}` (FunASR Paraformer, best for Chinese). FunASR: {funasr.message}; "
-        f"Whisper: {whisper.message}"
+        f"or `{DOWNLOAD_FUNASR}` (FunASR Paraformer, best for Chinese). FunASR: {funasr.detail}; "
+        f"Whisper: {whisper.detail}"
     )
-    return BackendStatus(settings.backend, None, False, "", None, message)
+    return _status(settings, None, False, message)
 
 
 def create_recognizer(settings: AsrSettings, names: Sequence[str], repo_root: Path) -> SpeechRecognizer:
     """Load the recogniser ``asr.backend`` selects; ModelNotFoundError (with the command) when it is absent."""
     status = backend_status(settings, repo_root)
     if status.backend is None:
-        raise ModelNotFoundError(status.message)
+        raise ModelNotFoundError(status.detail)
     if status.backend == "funasr":
         if not _library_present("funasr"):
-            raise ImportError(status.message)
+            raise ImportError(status.detail)
         from modules.asr.funasr_asr import FunasrRecognizer
 
         return FunasrRecognizer.from_settings(settings.funasr, repo_root, names, settings.language)
     if not _library_present("faster_whisper"):
-        raise ImportError(status.message)
-    if not status.ready or status.model_path is None:
-        raise ModelNotFoundError(status.message)
+        raise ImportError(status.detail)
+    if not status.ok or status.model_path is None:
+        raise ModelNotFoundError(status.detail)
     from modules.asr.whisper_asr import WhisperRecognizer
 
     return WhisperRecognizer.from_settings(settings.whisper, status.model_path, names, settings.language)
@@ -168,7 +162,7 @@ class SpeechPipeline:
         repo_root: Path,
         recognizer: SpeechRecognizer | None = None,
     ) -> None:
-        """``names``: the game vocabulary, most important first (``modules.asr.terms.game_vocabulary``)."""
+        """``names``: the game vocabulary, most important first (``modules.asr.hotwords.game_vocabulary``)."""
         self.settings = settings
         self.names = list(names)
         self.repo_root = repo_root
@@ -186,7 +180,7 @@ class SpeechPipeline:
         recognizer: SpeechRecognizer | None = None,
     ) -> SpeechPipeline:
         """A pipeline whose vocabulary is the knowledge base's names plus game terms, in the right order."""
-        from modules.asr.terms import game_vocabulary
+        from modules.asr.hotwords import game_vocabulary
 
         return cls(settings, game_vocabulary(documents), repo_root, recognizer)
 

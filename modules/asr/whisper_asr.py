@@ -22,13 +22,13 @@ import numpy as np
 
 from modules.asr.base import RecognitionError, TranscriptSegment
 from modules.asr.chinese import han_count, to_simplified
-from modules.asr.terms import spoken_form, word_frequency
+from modules.asr.hotwords import spoken_form, word_frequency
 from modules.audio_types import AudioClip
 
 if TYPE_CHECKING:
     from faster_whisper import WhisperModel
 
-    from app.config import WhisperSettings
+    from modules.asr.settings import WhisperSettings
 
 log = logging.getLogger(__name__)
 
@@ -171,7 +171,7 @@ def _window_caching(base: type[WhisperModel]) -> type[WhisperModel]:
     of the cost of a short question; with the output kept, ``language: auto`` costs one encoder pass, not two.
     """
 
-    class WindowCachingWhisperModel(base):  # type: ignore[misc, valid-type]
+    class WindowCachingWhisperModel(base):
         _last_window: tuple[bytes, Any] | None = None
 
         def encode(self, features: np.ndarray) -> Any:

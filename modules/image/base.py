@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import threading
+from collections.abc import Generator
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
@@ -56,8 +57,20 @@ class GeneratedImage:
 
 @runtime_checkable
 class ImageGenerator(Protocol):
-    """Any drawing backend: progress per step, then the picture; stopping iteration cancels."""
+    """Any drawing backend: progress per step, then the picture; closing the iterator or setting ``cancel``
+    stops between steps."""
 
     name: str
 
-    def generate(self, request: ImageRequest) -> Iterator[ImageProgress | GeneratedImage]: ...
+    @property
+    def trigger_words(self) -> str:
+        """Words that wake the backend's style LoRA ("" when it has none); they lead every prompt."""
+        ...
+
+    def request_for(self, prompt: str, negative_prompt: str | None = None, seed: int | None = None) -> ImageRequest:
+        """A request carrying this backend's configured steps, guidance and size."""
+        ...
+
+    def generate(
+        self, request: ImageRequest, cancel: threading.Event | None = None
+    ) -> Generator[ImageProgress | GeneratedImage, None, None]: ...

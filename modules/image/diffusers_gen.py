@@ -14,13 +14,13 @@ import queue
 import secrets
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Generator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from app.config import ImageSettings
 from modules.image.base import GeneratedImage, ImageGenerationError, ImageProgress, ImageRequest
+from modules.image.settings import ImageSettings
 from modules.model_files import ModelNotFoundError, locate_model
 
 log = logging.getLogger(__name__)
@@ -39,7 +39,7 @@ STYLE_ADAPTER = "style"  # the player's LoRA (the Destined One)
 FAST_ADAPTER = "fast"  # the LCM-LoRA
 SMALL_GPU_BYTES = 8 * 2**30  # under this, cpu_offload=auto offloads and attention is sliced
 JOIN_TIMEOUT_S = 60.0  # closing waits this long for the current step; a slower one ends on its own
-TRIGGER_KEY = "wulewule_trigger_words"  # written by training/lora/train.py
+TRIGGER_KEY = "wulewule_trigger_words"  # written by training/picture_lora/train.py
 
 
 def _import_libraries() -> tuple[Any, Any]:
@@ -107,7 +107,8 @@ def resolve_lora_file(spec: str, key: str, repo_root: Path) -> Path:
     if path is None or not path.is_file():
         raise ModelNotFoundError(
             f"{key}: no LoRA .safetensors file at {spec!r}. Point {key} at the file (or a folder holding one); "
-            f"`{DOWNLOAD_HINT}` fetches the LCM-LoRA, and `python -m training.lora.train` makes a Destined-One LoRA"
+            f"`{DOWNLOAD_HINT}` fetches the LCM-LoRA, and `python -m training.picture_lora.train` makes a "
+            "Destined-One LoRA"
         )
     if path.suffix.lower() != ".safetensors":
         raise ModelNotFoundError(f"{key}: {path} is not a .safetensors file; only safetensors LoRAs are loaded")
@@ -422,7 +423,7 @@ class DiffusersGenerator:
 
     def generate(
         self, request: ImageRequest, cancel: threading.Event | None = None
-    ) -> Iterator[ImageProgress | GeneratedImage]:
+    ) -> Generator[ImageProgress | GeneratedImage, None, None]:
         """Progress per step, then the picture. Closing the generator or setting ``cancel`` stops between steps."""
         seed = request.seed if request.seed is not None else secrets.randbelow(2**32)
         stop = threading.Event()

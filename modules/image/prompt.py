@@ -1,6 +1,6 @@
 """A player's request ("帮我画一张天命人在雪山上的水墨画") -> a Stable Diffusion prompt the UI shows.
 
-Chinese is read by longest match against the curated table (modules/image/terms.py), the knowledge
+Chinese is read by longest match against the curated table (modules/image/prompt_terms.py), the knowledge
 base's names (a boss or place becomes its English alias) and a list of request words that carry no
 picture ("帮我", "一张", "的图"). What is left unknown is dropped and listed in the notes. English
 requests keep their words, minus the request phrasing, with game names spelled out. "不要 X" goes to
@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from app.config import REPO_ROOT, ImageSettings
-from modules.image import terms
+from modules.image import prompt_terms
+from modules.image.settings import ImageSettings
 from modules.rag.types import Document
 
 log = logging.getLogger(__name__)
@@ -37,7 +37,7 @@ _EN_REQUEST = re.compile(
     re.IGNORECASE,
 )
 _ENGLISH_TERMS = re.compile(
-    "|".join(rf"\b{re.escape(k)}\b" for k in sorted(terms.ENGLISH, key=len, reverse=True)), re.IGNORECASE
+    "|".join(rf"\b{re.escape(k)}\b" for k in sorted(prompt_terms.ENGLISH, key=len, reverse=True)), re.IGNORECASE
 )
 _EN_TAIL = re.compile(r"[\s,.!?]*(?:please|pls|for me|thanks|thank you)?[\s,.!?]*$", re.IGNORECASE)
 
@@ -75,32 +75,20 @@ def kb_names(documents: Iterable[Document]) -> dict[str, str]:
     return names
 
 
-@lru_cache(maxsize=4)
-def _default_names(root: Path) -> Mapping[str, str]:
-    from modules.rag.loader import load_documents
-
-    return kb_names(load_documents([root]))
-
-
-def default_names() -> Mapping[str, str]:
-    """Names from the shipped knowledge base (assets/knowledge), read once."""
-    return _default_names(REPO_ROOT / "assets" / "knowledge")
-
-
 @lru_cache(maxsize=8)
 def _lexicon(names: tuple[tuple[str, str], ...]) -> tuple[dict[str, _Piece], int]:
     table: dict[str, _Piece] = {}
     # Later tables win: request words < knowledge base < everyday words < the curated game table.
-    for word in terms.FILLERS:
+    for word in prompt_terms.FILLERS:
         table[word] = _Piece("filler", "")
     for name, english in names:
         table[name] = _Piece("kb", english)
     for kind, source in (
-        ("general", terms.GENERAL),
-        ("scene", terms.SCENES),
-        ("detail", terms.DETAILS),
-        ("style", terms.STYLES),
-        ("subject", terms.SUBJECTS),
+        ("general", prompt_terms.GENERAL),
+        ("scene", prompt_terms.SCENES),
+        ("detail", prompt_terms.DETAILS),
+        ("style", prompt_terms.STYLES),
+        ("subject", prompt_terms.SUBJECTS),
     ):
         for word, english in source.items():
             table[word.lower()] = _Piece(kind, english)
@@ -151,7 +139,7 @@ def _english(text: str) -> str:
     """An English request with the request phrasing removed and game names spelled out."""
     text = _EN_REQUEST.sub("", text.strip(), count=1)
     text = _EN_TAIL.sub("", text)
-    return _ENGLISH_TERMS.sub(lambda m: terms.ENGLISH[m.group(0).lower()], text).strip(" ,")
+    return _ENGLISH_TERMS.sub(lambda m: prompt_terms.ENGLISH[m.group(0).lower()], text).strip(" ,")
 
 
 def _join(phrases: list[str]) -> str:
@@ -164,7 +152,7 @@ def _join(phrases: list[str]) -> str:
             out[-1] = f"{out[-1]} {phrase}"
         elif phrase not in out:
             out.append(phrase)
-        glue_next = phrase in terms.JOINS_NEXT
+        glue_next = phrase in prompt_terms.JOINS_NEXT
     return ", ".join(out)
 
 
@@ -189,21 +177,21 @@ def build_prompt(
     settings: ImageSettings,
     refine: Callable[[str], str] | None = None,
     *,
-    names: Mapping[str, str] | None = None,
+    names: Mapping[str, str],
     trigger_words: str | None = None,
-    repo_root: Path = REPO_ROOT,
+    root: Path | None = None,
 ) -> PromptPlan:
     """Turn a drawing request into a PromptPlan.
 
-    ``names`` maps Chinese names to English (default: the shipped knowledge base, see ``kb_names``);
-    ``trigger_words`` default to image.lora.trigger_words or the LoRA file's metadata; ``refine`` (a
-    chat model: prompt text in, text out) polishes the draft when image.refine_prompt is on.
+    ``names`` maps Chinese names to English (the knowledge base's, see ``kb_names``); ``trigger_words``
+    default to image.lora.trigger_words or the metadata of the LoRA file (a relative path resolved against
+    ``root``); ``refine`` (a chat model: prompt text in, text out) polishes the draft when
+    image.refine_prompt is on.
     """
     request = text.strip()
     if not request:
         raise ValueError("a drawing request needs some text: say what to draw")
-    names = default_names() if names is None else names
-    triggers = _lora_trigger_words(settings, repo_root) if trigger_words is None else trigger_words.strip()
+    triggers = _lora_trigger_words(settings, root or Path.cwd()) if trigger_words is None else trigger_words.strip()
     table, longest = _lexicon(tuple(sorted(names.items())))
     notes: list[str] = []
 
@@ -217,9 +205,9 @@ def build_prompt(
     pieces, unknown = _scan(lowered, table, longest)
     content = [p.text for p in pieces if p.kind != "style" and p.text]
     styles = [p.text for p in pieces if p.kind == "style"]
-    destined = any(terms.DESTINED_ONE in p.text for p in pieces)
+    destined = any(prompt_terms.DESTINED_ONE in p.text for p in pieces)
     if not any(p.kind in ("subject", "kb", "general", "english") for p in pieces):
-        content.insert(0, terms.DESTINED_ONE)
+        content.insert(0, prompt_terms.DESTINED_ONE)
         destined = True
         notes.append("没有说画谁，默认画天命人")
     if unknown:
@@ -228,7 +216,9 @@ def build_prompt(
         content.insert(0, triggers)
         notes.append(f"天命人：加上 LoRA 触发词 {triggers}")
     # Styles follow the content whatever order the player said them in, then the quality tags.
-    prompt = ", ".join([_join(content), _join(styles or [terms.DEFAULT_STYLE]), terms.QUALITY[settings.family]])
+    prompt = ", ".join(
+        [_join(content), _join(styles or [prompt_terms.DEFAULT_STYLE]), prompt_terms.QUALITY[settings.family]]
+    )
     negative = ", ".join(dict.fromkeys([*negatives, settings.negative_prompt.strip()]))
     negative = negative.strip(", ")
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import importlib.util
 import logging
-from dataclasses import dataclass
 from pathlib import Path
 
-from app.config import ImageSettings
 from modules.image.base import ImageGenerator
+from modules.image.settings import ImageSettings
 from modules.model_files import ModelNotFoundError
+from modules.status import BackendStatus
 
 log = logging.getLogger(__name__)
 
@@ -20,28 +20,21 @@ NO_IMAGE_MODEL = (
 )
 
 
-@dataclass(frozen=True)
-class ImageBackendStatus:
-    """What ``python -m app doctor`` and the UI say about drawing."""
-
-    available: bool
-    backend: str  # "diffusers", or "" when drawing is off
-    model: str  # image.model as configured
-    path: Path | None  # where the model was found
-    detail: str  # one line for the player: what is used, or what is missing and how to fix it
+def _status(settings: ImageSettings, ok: bool, backend: str, path: Path | None, detail: str) -> BackendStatus:
+    return BackendStatus(f"drawing (image.backend={settings.backend})", ok, detail, "", backend or None, path)
 
 
-def backend_status(settings: ImageSettings, repo_root: Path) -> ImageBackendStatus:
+def backend_status(settings: ImageSettings, repo_root: Path) -> BackendStatus:
     """Whether a picture can be drawn, without loading anything heavy."""
     from modules.image.diffusers_gen import INSTALL_HINT, resolve_lora_file, resolve_model_dir
 
     missing = [name for name in ("diffusers", "torch", "peft") if importlib.util.find_spec(name) is None]
     if missing:
-        return ImageBackendStatus(False, "", settings.model, None, f"missing {', '.join(missing)}: {INSTALL_HINT}")
+        return _status(settings, False, "", None, f"missing {', '.join(missing)}: {INSTALL_HINT}")
     try:
         path = resolve_model_dir(settings, repo_root)
     except ModelNotFoundError as exc:
-        return ImageBackendStatus(False, "", settings.model, None, str(exc))
+        return _status(settings, False, "", None, str(exc))
     extras = []
     for key, label, spec in (
         ("image.lora.path", "LoRA", settings.lora.path),
@@ -51,9 +44,9 @@ def backend_status(settings: ImageSettings, repo_root: Path) -> ImageBackendStat
             try:
                 extras.append(f"{label} {resolve_lora_file(spec, key, repo_root).name}")
             except ModelNotFoundError as exc:
-                return ImageBackendStatus(False, "diffusers", settings.model, path, str(exc))
+                return _status(settings, False, "diffusers", path, str(exc))
     detail = f"diffusers {settings.family} from {path}" + (f" + {', '.join(extras)}" if extras else "")
-    return ImageBackendStatus(True, "diffusers", settings.model, path, detail)
+    return _status(settings, True, "diffusers", path, detail)
 
 
 def create_generator(settings: ImageSettings, repo_root: Path) -> ImageGenerator | None:
@@ -65,7 +58,7 @@ def create_generator(settings: ImageSettings, repo_root: Path) -> ImageGenerator
     """
     if settings.backend == "auto":
         status = backend_status(settings, repo_root)
-        if not status.available and status.path is None:
+        if not status.ok and status.model_path is None:
             log.info("drawing is off: %s", status.detail)
             return None
     elif importlib.util.find_spec("diffusers") is None:

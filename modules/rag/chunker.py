@@ -20,7 +20,8 @@ class Section:
 def sections(body: str) -> list[Section]:
     """The body cut at Markdown headings; each section's text split into sentences."""
     out: list[Section] = []
-    heading, lines = "", []
+    heading = ""
+    lines: list[str] = []
 
     def flush() -> None:
         text = "\n".join(x for x in (strip_markdown(line) for line in lines) if x)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-from modules.rag.glossary import chinese_terms, kb_terms
+from modules.rag.synonyms import chinese_terms, kb_terms
 from modules.rag.text import STOPWORDS, mostly_english, normalize
 from modules.rag.types import Document
 

@@ -20,12 +20,12 @@ from pathlib import Path
 
 import numpy as np
 
-from app.config import TtsSettings
 from modules.audio_types import AudioClip
 from modules.model_files import locate_model
 from modules.tts.chattts_tts import ChatTTSSynthesizer, check_model_dir
 from modules.tts.normalize import normalize_for_speech
 from modules.tts.service import write_wav
+from modules.tts.settings import TtsSettings
 from modules.tts.speaker import SpeakerEmbedding, draw_speaker, load_speaker, save_speaker
 
 DEFAULT_LINE = "俺老孙来也！天命人，黑风山的黑熊精就在前头，跟俺走一趟。"

@@ -26,10 +26,10 @@ from typing import Any
 
 import numpy as np
 
-from app.config import ChatTTSSettings
 from modules.audio_types import AudioClip
 from modules.model_files import ModelNotFoundError
 from modules.tts.base import SpeechSynthesisError
+from modules.tts.settings import ChatTTSSettings
 from modules.tts.speaker import SpeakerEmbedding, SpeakerFileError, draw_speaker, load_speaker
 
 log = logging.getLogger(__name__)

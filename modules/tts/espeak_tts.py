@@ -21,9 +21,9 @@ from typing import Literal
 
 import numpy as np
 
-from app.config import EspeakSettings
 from modules.audio_types import AudioClip
 from modules.tts.base import SpeechSynthesisError
+from modules.tts.settings import EspeakSettings
 
 SAMPLE_RATE = 22050  # espeak-ng's native rate; the WAV header is checked against it
 INSTALL_HINT = "sudo apt install espeak-ng"

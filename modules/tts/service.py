@@ -3,17 +3,14 @@
 ``create_synthesizer`` picks the backend from ``tts.backend`` (auto: ChatTTS when its model is on
 this machine, else espeak-ng when installed, else none, with ``backend_status`` saying why).
 
-``speak_stream`` is the voice of a streamed answer. Three parties run at once::
-
-    feeder thread   pulls the answer's text deltas, cuts them into sentences (SentenceSplitter)
-    worker thread   normalises each sentence and synthesises it, chunk by chunk, in order
-    the caller      iterates the audio chunks as they are ready
-
-so sentence N+1 is being synthesised while sentence N plays and while the model is still writing
-sentence N+2. Chunks come out in text order, back to back (nothing is dropped, repeated or mixed).
-Closing the iterator stops the worker at its next chunk and closes the synthesizer's stream for the
-sentence in hand; the feeder stops pulling text at its next delta. ``synthesize`` is the same stream
-collected, for ``python -m app say``.
+``SpeechStream`` is the voice of a streamed answer: the caller pushes the answer's text in as it is
+written (``feed``, then ``end``) and takes audio out, either without waiting (``ready``) or to the end
+(iterating). One worker thread cuts the text into sentences (SentenceSplitter), normalises each and
+synthesises it chunk by chunk, so sentence N+1 is being synthesised while sentence N plays and while the
+model is still writing sentence N+2. Chunks come out in text order, back to back (nothing is dropped,
+repeated or mixed). ``close`` stops at once: the worker ends at its next chunk and closes the
+synthesizer's stream for the sentence in hand. ``synthesize`` is the same stream collected, for
+``python -m app say``.
 """
 
 from __future__ import annotations
@@ -23,33 +20,22 @@ import logging
 import queue
 import threading
 import wave
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import Generator, Iterator
 from pathlib import Path
 
 import numpy as np
 
-from app.config import TtsSettings
 from modules.audio_types import AudioClip
 from modules.model_files import locate_model
+from modules.status import BackendStatus
 from modules.tts.base import SpeechSynthesizer
 from modules.tts.normalize import Lang, speech_segments
+from modules.tts.settings import TtsSettings
 from modules.tts.splitter import SentenceSplitter
 
 log = logging.getLogger(__name__)
 
 _END = object()
-_JOIN_TIMEOUT_S = 5.0
-
-
-@dataclass(frozen=True)
-class TtsStatus:
-    """Which backend the settings give on this machine, and why."""
-
-    backend: str | None  # "chattts", "espeak", or None: answers stay text only
-    reason: str
-    chattts_model: Path | None  # the ChatTTS folder when it is complete
-    espeak: str | None  # the espeak-ng executable when installed
 
 
 def _chattts_dir(settings: TtsSettings, repo_root: Path) -> tuple[Path | None, str]:
@@ -79,7 +65,7 @@ def _has_cuda() -> bool:
     return bool(torch.cuda.is_available())
 
 
-def backend_status(settings: TtsSettings, repo_root: Path) -> TtsStatus:
+def backend_status(settings: TtsSettings, repo_root: Path) -> BackendStatus:
     """What create_synthesizer would build, without loading anything (for the UI and `doctor`)."""
     from modules.tts.espeak_tts import INSTALL_HINT, find_espeak
 
@@ -98,7 +84,8 @@ def backend_status(settings: TtsSettings, repo_root: Path) -> TtsStatus:
         backend, reason = "espeak", f"{espeak_why} ({chattts_why})"
     else:
         backend, reason = None, f"no speech synthesis: {chattts_why}; {espeak_why}"
-    return TtsStatus(backend, reason, chattts_dir, espeak)
+    name = f"voice replies (tts.backend={settings.backend})"
+    return BackendStatus(name, backend is not None, reason, "", backend, chattts_dir if backend == "chattts" else None)
 
 
 def create_synthesizer(
@@ -114,7 +101,7 @@ def create_synthesizer(
         from modules.tts.chattts_tts import ChatTTSSynthesizer, check_model_dir
 
         spec = settings.chattts.model
-        root = status.chattts_model
+        root = status.model_path
         if root is None:  # chosen explicitly but absent or incomplete: raises, naming the key and the fix
             root = check_model_dir(locate_model(spec, repo_root).path if spec.strip() else None, spec)
         speaker = settings.chattts.speaker
@@ -124,30 +111,31 @@ def create_synthesizer(
         from modules.tts.espeak_tts import EspeakSynthesizer
 
         return EspeakSynthesizer(settings.espeak)
-    log.info("answers stay text only: %s", status.reason)
+    log.info("answers stay text only: %s", status.detail)
     return None
 
 
 class SpeechStream:
-    """Push text in (``feed``/``end``), iterate audio out; synthesis runs ahead in a worker thread."""
+    """Push text in (``feed``/``end``), take audio out (``ready`` or iterate); synthesis runs on one worker."""
 
     def __init__(
         self,
         synth: SpeechSynthesizer,
+        settings: TtsSettings,
         lang: Lang = "auto",
-        max_sentence_chars: int = 80,
         first_clause_chars: int = 12,
     ) -> None:
         if lang not in ("auto", "zh", "en"):
             raise ValueError(f"lang must be 'auto', 'zh' or 'en', got {lang!r}")
         self.synth = synth
         self.lang: Lang = lang
-        self.max_sentence_chars = max_sentence_chars
+        self.max_sentence_chars = settings.max_sentence_chars  # longer sentences are cut at natural pauses
         self._splitter = SentenceSplitter(first_clause_chars=first_clause_chars)
         self._feed_lock = threading.Lock()
         self._ended = False
         self._sentences: queue.Queue[object] = queue.Queue()
         self._audio: queue.Queue[object] = queue.Queue()
+        self._finished = False  # the end marker (or an error) has been taken from the audio queue
         self._stop = threading.Event()
         self._worker = threading.Thread(target=self._work, name=f"tts-{synth.name}", daemon=True)
         self._worker.start()
@@ -157,8 +145,10 @@ class SpeechStream:
         return self._stop.is_set()
 
     def feed(self, delta: str) -> None:
-        """More answer text; every sentence it completes is queued for synthesis."""
+        """More answer text; every sentence it completes is queued for synthesis (ignored after close)."""
         with self._feed_lock:
+            if self._stop.is_set():
+                return
             if self._ended:
                 raise RuntimeError("SpeechStream.feed after end()")
             for sentence in self._splitter.feed(delta):
@@ -176,16 +166,16 @@ class SpeechStream:
                 self._sentences.put(error)
             self._sentences.put(_END)
 
-    def close(self) -> None:
-        """Stop now: the worker ends at its next chunk; queued sentences are dropped."""
+    def close(self, wait_s: float = 0.0) -> None:
+        """Stop now: queued sentences are dropped and the worker ends at its next chunk.
+
+        Returns at once by default (a stop must not wait for a slow model to finish its chunk); ``wait_s``
+        waits up to that long for the worker to end.
+        """
         self._stop.set()
         self._sentences.put(_END)
-        if self._worker is not threading.current_thread():
-            self._worker.join(timeout=_JOIN_TIMEOUT_S)
-            if self._worker.is_alive():
-                log.warning(
-                    "speech worker still busy %.0f s after stop; it ends after its current chunk", _JOIN_TIMEOUT_S
-                )
+        if wait_s > 0 and self._worker is not threading.current_thread():
+            self._worker.join(timeout=wait_s)
 
     @property
     def worker_alive(self) -> bool:
@@ -216,22 +206,39 @@ class SpeechStream:
                         return
                     self._audio.put(clip)
             finally:
-                close = getattr(chunks, "close", None)
-                if callable(close):
-                    close()  # a backend mid-sentence stops generating now
+                if isinstance(chunks, Generator):
+                    chunks.close()  # a backend mid-sentence stops generating now
             if self._stop.is_set():
                 return
 
+    def _take(self, block: bool) -> AudioClip | None:
+        """The next chunk; None at the end (or, not blocking, when none is ready); raises a worker's error."""
+        if self._finished or self._stop.is_set():
+            return None
+        try:
+            item = self._audio.get(block=block)
+        except queue.Empty:
+            return None
+        if item is _END:
+            self._finished = True
+            return None
+        if isinstance(item, BaseException):
+            self._finished = True
+            raise item
+        assert isinstance(item, AudioClip)
+        return item
+
+    def ready(self) -> list[AudioClip]:
+        """The chunks finished so far, without waiting; raises a worker's error."""
+        out = []
+        while (clip := self._take(block=False)) is not None:
+            out.append(clip)
+        return out
+
     def __iter__(self) -> Iterator[AudioClip]:
         """Audio chunks in order until the text has ended and all of it is spoken; raises a worker's error."""
-        while True:
-            item = self._audio.get()
-            if item is _END:
-                return
-            if isinstance(item, BaseException):
-                raise item
-            assert isinstance(item, AudioClip)
-            yield item
+        while (clip := self._take(block=True)) is not None:
+            yield clip
 
     def __enter__(self) -> SpeechStream:
         return self
@@ -240,44 +247,12 @@ class SpeechStream:
         self.close()
 
 
-def speak_stream(
-    text_deltas: Iterable[str],
-    synth: SpeechSynthesizer,
-    lang: Lang = "auto",
-    *,
-    max_sentence_chars: int = 80,
-    first_clause_chars: int = 12,
-) -> Iterator[AudioClip]:
-    """The answer's audio, chunk by chunk, while its text still streams in (see the module docstring)."""
-    stream = SpeechStream(synth, lang, max_sentence_chars, first_clause_chars)
-
-    def pull() -> None:
-        deltas = iter(text_deltas)
-        try:
-            for delta in deltas:
-                if stream.stopped:
-                    break
-                stream.feed(delta)
-        except Exception as exc:  # the text source failed: speak what came, then raise
-            stream.end(exc)
-        finally:
-            stream.end()
-            if stream.stopped:
-                close = getattr(deltas, "close", None)
-                if callable(close):
-                    close()
-
-    feeder = threading.Thread(target=pull, name="tts-feeder", daemon=True)
-    feeder.start()
-    try:
-        yield from stream
-    finally:
-        stream.close()
-
-
-def synthesize(text: str, synth: SpeechSynthesizer, lang: Lang = "auto", max_sentence_chars: int = 80) -> AudioClip:
+def synthesize(text: str, synth: SpeechSynthesizer, settings: TtsSettings, lang: Lang = "auto") -> AudioClip:
     """The whole text as one clip (the stream collected); ValueError when nothing in it is speakable."""
-    chunks = list(speak_stream([text], synth, lang, max_sentence_chars=max_sentence_chars))
+    with SpeechStream(synth, settings, lang) as stream:
+        stream.feed(text)
+        stream.end()
+        chunks = list(stream)
     if not chunks:
         raise ValueError(f"nothing to say: {text[:60]!r} has no speakable text")
     return AudioClip(np.concatenate([c.samples for c in chunks]), chunks[0].sample_rate)

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import pytest
 
 from app.access import parse_logins, web_logins
-from app.config import ConfigError
+from modules.config_layers import ConfigError
 from tests.app.serving import app_env, start_app
 from tests.conftest import REPO, write_kb
 

@@ -10,11 +10,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from app.assistant import Answer, Assistant, Notice, TextDelta
-from app.companion import Companion, DrawingStep, Drawn, Heard, Routed, SpeechChunk
+from app.companion import Companion
+from app.events import Answer, DrawingStep, Drawn, Heard, Notice, Routed, SpeechChunk, TextDelta
+from app.knowledge_chat import KnowledgeChat
 from llm.base import ChatTurn
 from llm.grounded import GroundedAnswerer
 from modules.asr.base import TranscriptSegment
+from modules.asr.hotwords import game_vocabulary
 from modules.asr.recognize import SpeechPipeline
 from modules.audio_types import AudioClip
 from tests.conftest import REPO, make_settings
@@ -74,7 +76,7 @@ class SlowModel(ScriptedModel):
 def test_voice_replies_speak_the_answer_sentence_by_sentence(kb_dir: Path, tmp_path: Path):
     pieces = ["红孩儿的父亲", "是牛魔王[1]。", "他的母亲", "是铁扇公主[1]。", "他住在", "火焰山[1]。"]
     settings = make_settings(kb_dir, tmp_path / "data", "tts.backend=espeak")
-    companion = Companion(settings, Assistant(settings, GroundedAnswerer(SlowModel(pieces), "S")))
+    companion = Companion(settings, KnowledgeChat(settings, GroundedAnswerer(SlowModel(pieces), "S")))
     events = events_of(companion, text="红孩儿的父亲是谁？", speak=True)
     chunks = [e.clip for e in events if isinstance(e, SpeechChunk)]
     assert len(chunks) >= 2, "each sentence is its own chunk"
@@ -86,7 +88,7 @@ def test_voice_replies_speak_the_answer_sentence_by_sentence(kb_dir: Path, tmp_p
 
 
 def test_a_failing_voice_is_a_notice_and_the_text_answer_is_whole(companion: Companion):
-    companion._voice = BrokenVoice()
+    companion = Companion(companion.settings, companion.chat, synthesizer=BrokenVoice())
     events = events_of(companion, text="红孩儿的父亲是谁？", speak=True)
     notices = [e.text for e in events if isinstance(e, Notice)]
     assert any("语音合成出错" in n and "out of memory" in n for n in notices)
@@ -94,22 +96,54 @@ def test_a_failing_voice_is_a_notice_and_the_text_answer_is_whole(companion: Com
     assert "牛魔王" in answer.answer
 
 
-def test_stopping_a_spoken_turn_stops_the_voice(companion: Companion):
-    turn = companion.turn(text="黑熊精在哪里？", speak=True)
-    for event in turn:
-        if isinstance(event, TextDelta):
-            break
-    turn.close()
-    alive = [t for t in threading.enumerate() if t.name in ("speaker", "tts-feeder") and t.is_alive()]
-    for t in alive:
-        t.join(timeout=10)
-    assert not [t for t in alive if t.is_alive()]
+class SlowVoice:
+    """A voice that takes 0.1 s per chunk and remembers every piece of text it was asked to say."""
+
+    name = "slow"
+    sample_rate = 16000
+
+    def __init__(self) -> None:
+        self.said: list[str] = []
+
+    def stream_tts(self, text: str) -> Iterator[AudioClip]:
+        self.said.append(text)
+        for _ in range(5):
+            time.sleep(0.1)
+            yield AudioClip(np.full(1600, 0.1, dtype=np.float32), self.sample_rate)
+
+
+def test_stopping_a_spoken_turn_stops_text_and_voice_within_300_ms(kb_dir: Path, tmp_path: Path):
+    pieces = ["红孩儿的父亲是牛魔王[1]。", "他的母亲是铁扇公主[1]。", "他住在火焰山[1]。"] * 4
+    settings = make_settings(kb_dir, tmp_path / "data")
+    voice = SlowVoice()
+    chat = KnowledgeChat(settings, GroundedAnswerer(SlowModel(pieces), "S"))
+    turn = Companion(settings, chat, synthesizer=voice).turn(text="红孩儿的父亲是谁？", speak=True)
+    assert any(isinstance(event, SpeechChunk) for event in turn)  # the voice is speaking
+    before = threading.active_count()
+    started = time.perf_counter()
+    turn.close()  # what the stop button does
+    stopped_s = time.perf_counter() - started
+    said = len(voice.said)
+    time.sleep(0.4)
+    assert stopped_s < 0.3, f"stop took {stopped_s * 1000:.0f} ms"
+    assert len(voice.said) == said, "no sentence is started after the stop"
+    assert not [t for t in threading.enumerate() if t.name == "tts-slow"], "the speech worker has ended"
+    assert threading.active_count() < before
+
+
+def test_long_sentences_are_cut_at_tts_max_sentence_chars(kb_dir: Path, tmp_path: Path):
+    long = "天命人一路向西，" * 6 + "终于来到了火焰山[1]。"
+    settings = make_settings(kb_dir, tmp_path / "data", "tts.max_sentence_chars=20")
+    voice = SlowVoice()
+    chat = KnowledgeChat(settings, GroundedAnswerer(ScriptedModel([long]), "S"))
+    events_of(Companion(settings, chat, synthesizer=voice), text="火焰山怎么去？", speak=True)
+    assert len(voice.said) > 1 and max(len(text) for text in voice.said) <= 20
 
 
 def test_a_spoken_question_is_corrected_and_answered(companion: Companion):
-    companion._speech = SpeechPipeline(
-        companion.settings.asr, companion._names(), REPO, recognizer=HeardAs("黑熊金在哪里打")
-    )
+    names = game_vocabulary(companion.chat.retriever.index.documents)
+    ears = SpeechPipeline(companion.settings.asr, names, REPO, recognizer=HeardAs("黑熊金在哪里打"))
+    companion = Companion(companion.settings, companion.chat, recognizer=ears)
     events = events_of(companion, audio=SPEECH / "zh_01.wav", speak=False)
     heard = next(e for e in events if isinstance(e, Heard))
     assert heard.transcript.raw_text == "黑熊金在哪里打"
@@ -120,7 +154,8 @@ def test_a_spoken_question_is_corrected_and_answered(companion: Companion):
 
 
 def test_silence_asks_to_say_it_again_and_sends_nothing_on(companion: Companion):
-    companion._speech = SpeechPipeline(companion.settings.asr, [], REPO, recognizer=HeardAs("不该出现"))
+    ears = SpeechPipeline(companion.settings.asr, [], REPO, recognizer=HeardAs("不该出现"))
+    companion = Companion(companion.settings, companion.chat, recognizer=ears)
     events = events_of(companion, audio=SPEECH / "silence_2s.wav")
     assert [e.text for e in events if isinstance(e, Notice)] == ["没有听清，请再说一遍"]
     assert not [e for e in events if isinstance(e, (Heard, Routed, TextDelta))]
@@ -161,7 +196,7 @@ def test_a_drawing_request_is_drawn_and_saved_with_its_settings(kb_dir: Path, tm
     meta = read_png_metadata(drawn.path)
     assert str(drawn.seed) in str(meta) and "ink" in drawn.prompt
     answer = events[-1]
-    assert isinstance(answer, Answer) and answer.intent == "image" and answer.image["seed"] == drawn.seed
+    assert isinstance(answer, Answer) and answer.intent == "image" and answer.image == drawn
 
 
 def test_stop_cancels_a_picture_between_steps(kb_dir: Path, tmp_path: Path, tiny_sd: Path):

@@ -2,7 +2,8 @@ from pathlib import Path
 
 import pytest
 
-from app.config import DEFAULT_CONFIG, ConfigError, env_overrides, load_settings, parse_set_flags
+from app.config import DEFAULT_CONFIG, load_settings, parse_set_flags
+from modules.config_layers import ConfigError, env_overrides
 
 
 def test_defaults_come_from_the_yaml_file():
@@ -92,7 +93,9 @@ def test_missing_or_broken_config_file(tmp_path: Path):
 
 
 def test_env_overrides_ignore_other_variables():
-    pairs = env_overrides({"WULEWULE_APP__PORT": "1", "WULEWULE_CONFIG": "x", "PATH": "/bin", "WULEWULE_X": "y"})
+    pairs = env_overrides(
+        {"WULEWULE_APP__PORT": "1", "WULEWULE_CONFIG": "x", "PATH": "/bin", "WULEWULE_X": "y"}, "WULEWULE_"
+    )
     assert pairs == [("app.port", "1")]
 
 

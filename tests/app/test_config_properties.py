@@ -8,7 +8,8 @@ import string
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from app.config import ConfigError, load_settings, parse_set_flags
+from app.config import load_settings, parse_set_flags
+from modules.config_layers import ConfigError
 
 KEYS = ["rag.top_k", "app.port", "llm.temperature", "asr.max_seconds", "tts.backend", "image.width", "app.host"]
 text = st.text(alphabet=string.printable + "中文：，", max_size=30)

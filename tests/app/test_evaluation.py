@@ -6,9 +6,9 @@ from dataclasses import dataclass, field
 import pytest
 
 from app.cli import main
-from app.config import ConfigError
 from app.evaluation import evaluate, format_table, is_refusal, load_eval_file, percentile
 from llm.extractive import NOTHING_RELEVANT_EN, NOTHING_RELEVANT_ZH
+from modules.config_layers import ConfigError
 
 
 @dataclass

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from app.assistant import Answer, Assistant, Notice, TextDelta
+from app.events import Answer, Notice, TextDelta
+from app.knowledge_chat import KnowledgeChat
 from tests.app.serving import free_port
 from tests.conftest import REPO, make_settings
 
@@ -36,7 +37,7 @@ def slow_llm() -> Iterator[tuple[subprocess.Popen[str], str]]:
     proc.wait()
 
 
-def openai_assistant(kb_dir: Path, tmp_path: Path, url: str, read_timeout: float = 30) -> Assistant:
+def openai_assistant(kb_dir: Path, tmp_path: Path, url: str, read_timeout: float = 30) -> KnowledgeChat:
     settings = make_settings(
         kb_dir,
         tmp_path / "data",
@@ -47,7 +48,7 @@ def openai_assistant(kb_dir: Path, tmp_path: Path, url: str, read_timeout: float
         "llm.openai.connect_timeout=2",
         "llm.rewrite_followups=false",
     )
-    return Assistant(settings)
+    return KnowledgeChat(settings)
 
 
 def test_a_model_server_killed_mid_answer(kb_dir: Path, tmp_path: Path, slow_llm):
@@ -88,7 +89,7 @@ def test_a_missing_llamacpp_model_is_a_start_up_error_naming_the_key(kb_dir: Pat
 
     settings = make_settings(kb_dir, tmp_path / "data", "llm.backend=llamacpp", f"llm.llamacpp.model={tmp_path}/x.gguf")
     with pytest.raises((ModelNotFoundError, FileNotFoundError), match=r"llm\.llamacpp\.model"):
-        Assistant(settings).answerer  # noqa: B018
+        KnowledgeChat(settings).answerer  # noqa: B018
 
 
 def test_a_corrupt_gguf_is_a_clear_error(kb_dir: Path, tmp_path: Path):
@@ -97,7 +98,7 @@ def test_a_corrupt_gguf_is_a_clear_error(kb_dir: Path, tmp_path: Path):
     bad = tmp_path / "broken.gguf"
     bad.write_bytes(b"GGUF" + b"\0" * 64)
     settings = make_settings(kb_dir, tmp_path / "data", "llm.backend=llamacpp", f"llm.llamacpp.model={bad}")
-    assistant = Assistant(settings)
+    assistant = KnowledgeChat(settings)
     try:
         answer = assistant.ask("黄眉原本是谁的童子？")
     except (ChatModelError, ValueError, OSError) as exc:

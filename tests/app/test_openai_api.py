@@ -7,16 +7,16 @@ import subprocess
 import threading
 import time
 import urllib.request
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from app.assistant import Answer, Source, SourcesFound, TextDelta, TurnEvent
-from app.config import ConfigError
+from app.events import Answer, Drawn, Source, SourcesFound, TextDelta, TurnEvent
 from app.openai_api import ApiError, add_openai_api, is_loopback, parse_chat_request, required_api_key
 from llm.base import ChatModelError, ChatTurn
+from modules.config_layers import ConfigError
 from tests.app.serving import app_command, app_env, free_port, start_app
 from tests.conftest import REPO, write_kb
 
@@ -254,11 +254,23 @@ def test_parse_rejects_image_parts():
 class Scripted:
     """An assistant that answers slowly, piece by piece, and remembers whether its turn was cut short."""
 
-    def __init__(self) -> None:
+    def __init__(self, image_dir: Path) -> None:
         self.closed = threading.Event()
         self.produced = 0
+        self.image_dir = image_dir
+        self.spoken: list[object] = []
 
-    def ask_stream(self, question: str, history: Sequence[ChatTurn] = ()) -> Iterator[TurnEvent]:
+    def turn(self, text=None, audio=None, history=(), speak=None, cancel=None) -> Iterator[TurnEvent]:
+        question = text or ""
+        self.spoken.append(speak)
+        if question == "画一只猴子":  # a drawing turn, as Companion.draw yields it
+            path = self.image_dir / "20261202-monkey.png"
+            path.write_bytes(b"\x89PNG\r\n\x1a\nnot really")
+            drawn = Drawn(path, "a monkey [wk]", "", 7, "tiny", None)
+            yield TextDelta("好嘞，俺老孙这就画！")
+            yield drawn
+            yield Answer(question, question, "好嘞，俺老孙这就画！", [], "diffusers", intent="image", image=drawn)
+            return
         if question == "fail":
             raise ChatModelError("openai backend: http://127.0.0.1:1/v1 refused the connection; start the server")
         source = Source(1, "黄眉", "", "黄眉是第三回的最终头目。", "kb/huang-mei.md", 1.0)
@@ -275,13 +287,13 @@ class Scripted:
 
 
 @pytest.fixture
-def scripted_url() -> Iterator[tuple[str, Scripted]]:
+def scripted_url(tmp_path: Path) -> Iterator[tuple[str, Scripted]]:
     import uvicorn
     from fastapi import FastAPI
 
-    assistant = Scripted()
+    assistant = Scripted(tmp_path)
     app = FastAPI()
-    add_openai_api(app, assistant, backend="scripted", api_key=None)
+    add_openai_api(app, assistant, backend="scripted", api_key=None, image_dir=tmp_path)
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
@@ -340,3 +352,27 @@ def test_the_openai_backend_talks_to_the_apps_own_api(app_url: str):
     assert next(stream)
     stream.close()  # cancellation: the request is dropped, and the model keeps working
     assert "牛魔王" in "".join(model.stream_chat([ChatTurn("user", "红孩儿的父亲是谁？")], 256, 0.0))
+
+
+def test_a_drawing_request_answers_with_the_pictures_url(scripted_url: tuple[str, Scripted]):
+    from openai import OpenAI
+
+    url, source = scripted_url
+    client = OpenAI(base_url=url + "/v1", api_key="x", max_retries=0)
+    reply = client.chat.completions.create(model="wulewule", messages=ask("画一只猴子"))
+    content = reply.choices[0].message.content or ""
+    link = f"{url}/v1/images/files/20261202-monkey.png"
+    assert content.startswith("好嘞") and content.endswith(f"![a monkey (wk)]({link})")
+    assert source.spoken == [False], "the API turn is not voiced"
+    picture = httpx.get(link)
+    assert picture.status_code == 200 and picture.headers["content-type"] == "image/png"
+    streamed = client.chat.completions.create(model="wulewule", messages=ask("画一只猴子"), stream=True)
+    assert link in "".join(c.choices[0].delta.content or "" for c in streamed if c.choices)
+
+
+@pytest.mark.parametrize("name", ["missing.png", "..%2Fsecret.png", "x.txt"])
+def test_only_drawn_pictures_are_served(scripted_url: tuple[str, Scripted], name: str):
+    url, source = scripted_url
+    (source.image_dir.parent / "secret.png").write_bytes(b"\x89PNG")
+    resp = httpx.get(f"{url}/v1/images/files/{name}")
+    assert resp.status_code == 404 and resp.json()["error"]["code"] in ("unknown_picture", "unknown_url")

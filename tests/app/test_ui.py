@@ -74,7 +74,7 @@ def test_history_helpers():
 
 
 def test_sources_are_escaped():
-    from app.assistant import Source
+    from app.events import Source
 
     md = format_sources([Source(1, "<b>x</b>", "", "<script>alert(1)</script>", "kb/x.md", 1.0)])
     assert "<script>" not in md and "&lt;script&gt;" in md

@@ -18,6 +18,9 @@ class ScriptedModel:
         self.calls: list[list[ChatTurn]] = []
         self.closed = False
 
+    def start(self) -> None:
+        """Nothing to start."""
+
     def stream_chat(self, messages: Sequence[ChatTurn], max_tokens: int, temperature: float) -> Iterator[str]:
         self.calls.append(list(messages))
         try:

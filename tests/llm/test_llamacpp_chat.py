@@ -9,8 +9,8 @@ import time
 
 import pytest
 
-from app.assistant import Assistant
 from app.config import load_settings
+from app.knowledge_chat import KnowledgeChat
 from llm.base import ChatModel, ChatModelError, ChatTurn
 from llm.grounded import GroundedAnswerer
 from llm.llamacpp_chat import LlamaCppChatModel
@@ -122,9 +122,9 @@ def test_bad_arguments_are_value_errors(tmp_path, kwargs, message):
 
 
 @pytest.fixture(scope="module")
-def assistant(tmp_path_factory) -> Assistant:
+def assistant(tmp_path_factory) -> KnowledgeChat:
     settings = load_settings(None, [f"app.data_dir={tmp_path_factory.mktemp('data')}"], environ={})
-    return Assistant(settings)
+    return KnowledgeChat(settings)
 
 
 # Questions the 0.5B dev model answers right every time (greedy, any thread count). On many others it writes

@@ -20,10 +20,10 @@ from pathlib import Path
 
 import pytest
 
-from app.config import LmdeploySettings
 from llm.base import ChatModel, ChatModelError, ChatTurn
 from llm.lmdeploy_server import LmdeployChatModel, ManagedLmdeployServer, detect_model_format, lmdeploy_command
 from llm.openai_chat import ChatServerUnreachableError
+from llm.settings import LmdeploySettings
 
 REPO = Path(__file__).resolve().parents[2]
 AWQ = {"quant_method": "awq", "version": "gemm", "bits": 4, "group_size": 128, "zero_point": True}
@@ -323,7 +323,7 @@ def test_stop_runs_at_interpreter_exit(tmp_path):
         import sys
         from pathlib import Path
         sys.path.insert(0, {str(REPO)!r})
-        from app.config import LmdeploySettings
+        from llm.settings import LmdeploySettings
         from llm.lmdeploy_server import ManagedLmdeployServer
         cfg = LmdeploySettings.model_validate_json({cfg.model_dump_json()!r})
         server = ManagedLmdeployServer(cfg, Path({str(tmp_path / "m")!r}), Path({str(tmp_path / "logs")!r}))

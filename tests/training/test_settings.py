@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.config import ConfigError
+from modules.config_layers import ConfigError
 from training.settings import load_training_settings
 
 

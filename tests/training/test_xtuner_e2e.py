@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from app.assistant import Assistant
+from app.knowledge_chat import KnowledgeChat
 from llm.base import ChatTurn
 from tests.conftest import REPO, make_settings
 from training.data.pretrain import build_pretrain_data
@@ -85,7 +85,7 @@ def _make_data(kb_dir: Path, tmp_path: Path) -> Path:
     write_conversations(data / "self_cognition.jsonl", build_self_cognition(AssistantIdentity(), SYSTEM))
     # Short passages and a short system prompt keep every example inside max_length on a byte-level tokenizer.
     app = make_settings(kb_dir, tmp_path / "app", "rag.top_k=2", "rag.chunk_chars=100")
-    build_qa(Assistant(app), data, system=SYSTEM, generator=None, val_ratio=0)
+    build_qa(KnowledgeChat(app), data, system=SYSTEM, generator=None, val_ratio=0)
     return data
 
 

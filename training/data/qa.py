@@ -1,7 +1,7 @@
 """QA instruction data: questions per knowledge entry, answered by our own RAG pipeline, kept only when grounded.
 
     topics (knowledge entries) -> questions (a generator model, or the entry's structure)
-    -> Assistant.ask (retrieval + the configured answerer) -> grounding check against the cited passages
+    -> KnowledgeChat.ask (retrieval + the configured answerer) -> grounding check against the cited passages
     -> de-duplication -> train / validation split -> xtuner SFT JSONL with the system prompt
 
 Every question and every answer is appended to a cache as soon as it exists (``qa_questions.jsonl``,
@@ -17,10 +17,10 @@ import hashlib
 import json
 import logging
 import re
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from llm.base import ChatModel, ChatTurn
 from llm.extractive import NOTHING_RELEVANT_EN, NOTHING_RELEVANT_ZH
@@ -34,7 +34,8 @@ from training.data.grounding import GroundingChecker
 from training.data.records import Conversation, sft_record, write_conversations
 
 if TYPE_CHECKING:
-    from app.assistant import Answer, Assistant
+    from app.events import Answer
+    from app.knowledge_chat import KnowledgeChat
 
 log = logging.getLogger(__name__)
 
@@ -118,8 +119,9 @@ class QaItem:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, object]) -> QaItem:
-        sources = tuple(QaSource(**s) for s in data["sources"])  # type: ignore[union-attr, arg-type]
+    def from_dict(cls, data: Mapping[str, Any]) -> QaItem:
+        """The item from a cache row (parsed JSON, so its values are untyped)."""
+        sources = tuple(QaSource(**s) for s in data["sources"])
         return cls(
             str(data["question"]),
             str(data["topic"]),
@@ -127,7 +129,7 @@ class QaItem:
             sources,
             str(data["backend"]),
             bool(data["grounded"]),
-            tuple(data.get("reasons", ())),  # type: ignore[arg-type]
+            tuple(data.get("reasons", ())),
         )
 
 
@@ -209,11 +211,11 @@ def question_writer(model: ChatModel | None, count: int, temperature: float) -> 
 # -- the caches ---------------------------------------------------------------------------------------
 
 
-def _read_cache(path: Path) -> list[dict[str, object]]:
+def _read_cache(path: Path) -> list[dict[str, Any]]:
     """The JSON lines of a cache file; a torn last line (an interrupted write) is ignored."""
     if not path.is_file():
         return []
-    rows = []
+    rows: list[dict[str, Any]] = []
     for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
         if not line.strip():
             continue
@@ -232,7 +234,7 @@ def _append(path: Path, row: dict[str, object]) -> None:
 
 def topic_questions(topics: Sequence[Topic], write: QuestionWriter, cache: Path) -> dict[str, list[str]]:
     """Questions per topic id, read from the cache or written (and cached) now."""
-    done = {str(r["topic"]): [str(q) for q in r["questions"]] for r in _read_cache(cache)}  # type: ignore[union-attr]
+    done = {str(r["topic"]): [str(q) for q in r["questions"]] for r in _read_cache(cache)}
     out = {}
     for topic in topics:
         if topic.doc_id not in done:
@@ -261,7 +263,7 @@ def judge(answer: Answer, topic: str, checker: GroundingChecker) -> QaItem:
 
 
 def answer_questions(
-    assistant: Assistant,
+    assistant: KnowledgeChat,
     questions: dict[str, list[str]],
     checker: GroundingChecker,
     cache: Path,
@@ -367,7 +369,7 @@ def finalize(
 
 
 def build_qa(
-    assistant: Assistant,
+    assistant: KnowledgeChat,
     out_dir: Path,
     *,
     system: str,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -54,7 +54,7 @@ def sft_record(question: str, answer: str, system: str = "") -> Conversation:
     return Conversation((Turn(question, answer, system),))
 
 
-def write_jsonl(path: Path, rows: Iterable[dict[str, object]]) -> int:
+def write_jsonl(path: Path, rows: Iterable[Mapping[str, object]]) -> int:
     """Write rows as UTF-8 JSON lines atomically; returns how many were written."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)

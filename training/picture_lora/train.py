@@ -1,6 +1,6 @@
 """Train a Stable Diffusion 1.5 LoRA on a folder of pictures, for ``image.lora.path``.
 
-    python -m training.lora.train --base-model models/stable-diffusion-v1-5 --images my_wukong/ \\
+    python -m training.picture_lora.train --base-model models/stable-diffusion-v1-5 --images my_wukong/ \\
         --output loras/destined_one.safetensors --trigger dstnd_one --steps 1500
 
 UNet attention layers (to_q, to_k, to_v, to_out.0) get a peft LoRA; the VAE and the text encoder stay
@@ -196,8 +196,8 @@ def load_picture(path: Path, resolution: int, center_crop: bool, flip: bool, rng
     from PIL import Image, ImageOps, UnidentifiedImageError
 
     try:
-        with Image.open(path) as img:
-            img = ImageOps.exif_transpose(img).convert("RGB")
+        with Image.open(path) as opened:
+            img = ImageOps.exif_transpose(opened).convert("RGB")
     except (UnidentifiedImageError, OSError) as exc:
         raise LoraTrainError(f"cannot read picture {path}: {exc}") from None
     if min(img.size) < MIN_SIDE:
@@ -444,7 +444,7 @@ def parse_args(argv: Sequence[str] | None = None) -> LoraTrainConfig:
     """The command line as a LoraTrainConfig."""
     defaults = LoraTrainConfig(Path(), Path(), Path("x.safetensors"))
     p = argparse.ArgumentParser(
-        prog="python -m training.lora.train",
+        prog="python -m training.picture_lora.train",
         description="Train a Stable Diffusion 1.5 LoRA (e.g. the Destined One) on a folder of pictures.",
     )
     p.add_argument("--base-model", type=Path, required=True, help="diffusers SD 1.5 directory (or downloaded hub id)")

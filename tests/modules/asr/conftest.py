@@ -36,7 +36,7 @@ def fixture(name: str) -> Path:
 @pytest.fixture(scope="session")
 def vocabulary() -> list[str]:
     """The game vocabulary from the shipped knowledge base, as the app builds it."""
-    from modules.asr.terms import game_vocabulary
+    from modules.asr.hotwords import game_vocabulary
     from modules.rag.loader import load_documents
 
     return game_vocabulary(load_documents([REPO / "assets" / "knowledge"]))

@@ -7,7 +7,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from app.config import AsrSettings, FunasrSettings
 from modules.asr.audio import load_audio
 from modules.asr.base import RecognitionError, SpeechRecognizer, TranscriptSegment
 from modules.asr.funasr_asr import (
@@ -18,6 +17,7 @@ from modules.asr.funasr_asr import (
     write_hotword_file,
 )
 from modules.asr.recognize import SpeechPipeline
+from modules.asr.settings import AsrSettings, FunasrSettings
 from modules.audio_types import AudioClip
 from modules.model_files import ModelNotFoundError
 from tests.modules.asr.conftest import REPO, fixture
@@ -77,7 +77,7 @@ def test_pipeline_on_funasr(tiny_paraformer_dir, vocabulary):
         backend="funasr", funasr=FunasrSettings(model=str(tiny_paraformer_dir), vad_model="", punc_model="")
     )
     pipeline = SpeechPipeline(settings, vocabulary, REPO)
-    assert pipeline.status().backend == "funasr" and pipeline.status().ready
+    assert pipeline.status().backend == "funasr" and pipeline.status().ok
     heard = pipeline.transcribe(fixture("zh_08.wav"))
     assert heard.backend == "funasr" and heard.language == "zh"
     assert isinstance(heard.text, str) and heard.raw_text

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from modules.asr.terms import EXTRA_TERMS, game_vocabulary, is_common_word, spoken_form, word_frequency
+from modules.asr.hotwords import EXTRA_TERMS, game_vocabulary, is_common_word, spoken_form, word_frequency
 from modules.rag.types import Document
 
 

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 
-from app.config import AsrSettings, FunasrSettings, WhisperSettings
 from modules.asr.audio import AudioError
 from modules.asr.base import TranscriptSegment
 from modules.asr.funasr_asr import FunasrRecognizer
@@ -20,6 +19,7 @@ from modules.asr.recognize import (
     create_recognizer,
     join_segments,
 )
+from modules.asr.settings import AsrSettings, FunasrSettings, WhisperSettings
 from modules.audio_types import AudioClip
 from modules.model_files import ModelNotFoundError
 from tests.modules.asr.conftest import REPO, fixture
@@ -129,15 +129,15 @@ def test_join_segments():
 
 def test_nothing_present_says_both_download_commands(no_caches):
     status = backend_status(AsrSettings(), no_caches)
-    assert status.backend is None and not status.ready
-    assert "python -m app download asr-cpu" in status.message and "python -m app download asr`" in status.message
+    assert status.backend is None and not status.ok
+    assert "python -m app download asr-cpu" in status.detail and "python -m app download asr`" in status.detail
     with pytest.raises(ModelNotFoundError, match="asr-cpu"):
         create_recognizer(AsrSettings(), [], no_caches)
 
 
 def test_explicit_backend_without_its_model(no_caches):
     whisper = AsrSettings(backend="whisper")
-    assert backend_status(whisper, no_caches).message.endswith("run `python -m app download asr-cpu`")
+    assert backend_status(whisper, no_caches).detail.endswith("run `python -m app download asr-cpu`")
     with pytest.raises(ModelNotFoundError, match=r"asr\.whisper\.model"):
         create_recognizer(whisper, [], no_caches)
     with pytest.raises(ModelNotFoundError, match=r"asr\.funasr\.model.*python -m app download asr\b"):
@@ -150,7 +150,7 @@ def test_auto_prefers_funasr_when_its_models_are_present(no_caches, tiny_parafor
         whisper=WhisperSettings(model=str(whisper_dir)),
     )
     status = backend_status(settings, no_caches)
-    assert (status.backend, status.ready, status.model_path) == ("funasr", True, tiny_paraformer_dir)
+    assert (status.backend, status.ok, status.model_path) == ("funasr", True, tiny_paraformer_dir)
     assert isinstance(create_recognizer(settings, ["黑熊精"], no_caches), FunasrRecognizer)
 
 
@@ -160,9 +160,9 @@ def test_auto_falls_back_to_whisper_when_a_funasr_part_is_missing(no_caches, tin
         whisper=WhisperSettings(model=str(whisper_dir)),
     )
     status = backend_status(settings, no_caches)
-    assert (status.backend, status.ready, status.model_path) == ("whisper", True, whisper_dir)
+    assert (status.backend, status.ok, status.model_path) == ("whisper", True, whisper_dir)
     funasr_only = backend_status(settings.model_copy(update={"backend": "funasr"}), no_caches)
-    assert not funasr_only.ready and "asr.funasr.vad_model=iic/not-here" in funasr_only.message
+    assert not funasr_only.ok and "asr.funasr.vad_model=iic/not-here" in funasr_only.detail
 
 
 def test_hub_id_found_in_the_models_folder(no_caches, whisper_dir):
@@ -171,7 +171,7 @@ def test_hub_id_found_in_the_models_folder(no_caches, whisper_dir):
     for name in ("model.bin", "config.json", "tokenizer.json"):
         (models / name).symlink_to(whisper_dir / name)
     status = backend_status(AsrSettings(), no_caches)
-    assert (status.backend, status.ready, status.model_path) == ("whisper", True, models)
+    assert (status.backend, status.ok, status.model_path) == ("whisper", True, models)
 
 
 def test_recogniser_loads_once_and_serves_threads(tiny_paraformer_dir, vocabulary):

@@ -7,12 +7,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from app.config import AsrSettings
 from modules.asr.audio import load_audio
 from modules.asr.base import RecognitionError
 from modules.asr.chinese import han_count, to_simplified
 from modules.asr.metrics import cer, mean_rate
 from modules.asr.recognize import NoSpeechError, SpeechPipeline
+from modules.asr.settings import AsrSettings
 from modules.asr.whisper_asr import (
     PROMPT_HEAD,
     WhisperRecognizer,

@@ -12,9 +12,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from app.config import ImageSettings
 from modules.image.base import GeneratedImage, ImageGenerationError, ImageGenerator, ImageProgress, ImageRequest
 from modules.image.diffusers_gen import DiffusersGenerator, trigger_words_from_metadata
+from modules.image.settings import ImageSettings
 from modules.model_files import ModelNotFoundError
 from tests.modules.image.tiny_sd import write_random_lora
 

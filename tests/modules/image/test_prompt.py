@@ -1,13 +1,14 @@
 import json
 import re
+from functools import cache
 from pathlib import Path
 
 import pytest
 
-from app.config import ImageSettings
 from modules.image.intent import rule_decision
-from modules.image.prompt import PromptPlan, build_prompt, default_names, kb_names
-from modules.image.terms import DESTINED_ONE, QUALITY
+from modules.image.prompt import PromptPlan, build_prompt, kb_names
+from modules.image.prompt_terms import DESTINED_ONE, QUALITY
+from modules.image.settings import ImageSettings
 from modules.rag.loader import load_documents
 from modules.rag.types import Document
 from tests.modules.image.tiny_sd import write_random_lora
@@ -17,8 +18,14 @@ CJK = re.compile(r"[\u4e00-\u9fff]")
 SETTINGS = ImageSettings()
 
 
+@cache
+def shipped_names() -> dict[str, str]:
+    return dict(kb_names(load_documents([Path(__file__).parents[3] / "assets" / "knowledge"])))
+
+
 def plan(text: str, **kwargs) -> PromptPlan:
     kwargs.setdefault("trigger_words", "dstnd_one")
+    kwargs.setdefault("names", shipped_names())
     return build_prompt(text, kwargs.pop("settings", SETTINGS), **kwargs)
 
 
@@ -56,7 +63,7 @@ def test_knowledge_base_names_translate_bosses_and_places(kb_dir):
     result = plan("画一张百目真人", names=kb_names(docs))
     assert result.prompt.startswith("Gore-Eye Daoist, a yaoguai demon")
     assert "Gore-Eye Daoist" in plan("画一张百目真人").prompt  # the shipped knowledge base knows him too
-    assert "Bull King" in default_names()["牛魔王"]
+    assert "Bull King" in shipped_names()["牛魔王"]
 
 
 def test_english_requests_pass_through_with_names_spelled_out():
@@ -79,9 +86,9 @@ def test_without_a_lora_there_are_no_trigger_words():
 def test_trigger_words_come_from_the_lora_file(tiny_sd_dir, tmp_path):
     lora = write_random_lora(tiny_sd_dir, tmp_path / "d.safetensors", wulewule_trigger_words="wk_style")
     settings = ImageSettings(lora={"path": str(lora)})
-    assert build_prompt("画天命人", settings).prompt.startswith("wk_style, ")
+    assert build_prompt("画天命人", settings, names={}).prompt.startswith("wk_style, ")
     configured = ImageSettings(lora={"path": str(lora), "trigger_words": "mine"})
-    assert build_prompt("画天命人", configured).prompt.startswith("mine, ")
+    assert build_prompt("画天命人", configured, names={}).prompt.startswith("mine, ")
 
 
 def test_negatives_go_to_the_negative_prompt():

@@ -1,4 +1,4 @@
-from modules.rag.glossary import chinese_terms
+from modules.rag.synonyms import chinese_terms
 
 
 def test_english_game_words_get_their_chinese_terms():
@@ -12,7 +12,7 @@ def test_words_inside_other_words_do_not_match():
 
 
 def test_colloquial_words_get_the_knowledge_base_terms():
-    from modules.rag.glossary import kb_terms
+    from modules.rag.synonyms import kb_terms
 
     assert "妻子" in kb_terms("蝎大王他老婆是怎么死的")
     assert "打法" in kb_terms("虎先锋咋打")
@@ -20,8 +20,8 @@ def test_colloquial_words_get_the_knowledge_base_terms():
 
 def test_every_synonym_points_at_words_the_knowledge_base_uses():
     """A row whose terms appear nowhere in the shipped knowledge base expands a question into noise."""
-    from modules.rag.glossary import COLLOQUIAL, GLOSSARY
     from modules.rag.loader import iter_knowledge_files
+    from modules.rag.synonyms import COLLOQUIAL, GLOSSARY
     from tests.conftest import REPO
 
     text = "".join(p.read_text("utf-8") for _, p in iter_knowledge_files([REPO / "assets" / "knowledge"])).lower()
@@ -33,7 +33,7 @@ def test_every_synonym_points_at_words_the_knowledge_base_uses():
 def test_a_malformed_synonyms_file_is_a_clear_error(tmp_path):
     import pytest
 
-    from modules.rag.glossary import load_synonyms
+    from modules.rag.synonyms import load_synonyms
 
     bad = tmp_path / "synonyms.yaml"
     bad.write_text("english:\n  co-op: [多人]\n", "utf-8")

@@ -23,8 +23,8 @@ def tiny_chattts_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def chattts_synth(tiny_chattts_dir: Path):
     """A loaded ChatTTSSynthesizer on the random weights, shared by the tests (loading takes seconds)."""
-    from app.config import ChatTTSSettings
     from modules.tts.chattts_tts import ChatTTSSynthesizer
+    from modules.tts.settings import ChatTTSSettings
 
     synth = ChatTTSSynthesizer(
         ChatTTSSettings(device="cpu"),

@@ -4,9 +4,9 @@ import wave
 import numpy as np
 import pytest
 
-from app.config import TtsSettings
 from modules.model_files import ModelNotFoundError
 from modules.tts.audition import audition, choose_candidate, list_candidates, run_audition
+from modules.tts.settings import TtsSettings
 from modules.tts.speaker import draw_speaker, load_speaker, save_speaker
 
 

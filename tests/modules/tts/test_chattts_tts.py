@@ -6,7 +6,6 @@ import shutil
 import numpy as np
 import pytest
 
-from app.config import ChatTTSSettings
 from modules.model_files import ModelNotFoundError
 from modules.tts.base import SpeechSynthesisError, SpeechSynthesizer
 from modules.tts.chattts_tts import (
@@ -17,6 +16,7 @@ from modules.tts.chattts_tts import (
     checksums_skipped,
     pick_speaker,
 )
+from modules.tts.settings import ChatTTSSettings
 from modules.tts.speaker import SpeakerEmbedding, draw_speaker, save_speaker, speaker_stats
 
 pytestmark = pytest.mark.slow  # builds, loads and runs a random-weight ChatTTS: 30-60 s on 2 busy cores

@@ -4,7 +4,6 @@ import struct
 import numpy as np
 import pytest
 
-from app.config import EspeakSettings
 from modules.tts.base import SpeechSynthesisError, SpeechSynthesizer
 from modules.tts.espeak_tts import (
     SAMPLE_RATE,
@@ -15,6 +14,7 @@ from modules.tts.espeak_tts import (
     split_runs,
     to_pinyin,
 )
+from modules.tts.settings import EspeakSettings
 
 needs_espeak = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng is not installed")
 

@@ -8,7 +8,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from app.config import TtsSettings
 from modules.audio_types import AudioClip
 from modules.model_files import ModelNotFoundError
 from modules.tts.base import SpeechSynthesisError, SpeechSynthesizer
@@ -18,11 +17,11 @@ from modules.tts.service import (
     SpeechStream,
     backend_status,
     create_synthesizer,
-    speak_stream,
     synthesize,
     wav_bytes,
     write_wav,
 )
+from modules.tts.settings import TtsSettings
 
 HAS_ESPEAK = shutil.which("espeak-ng") is not None
 
@@ -91,7 +90,7 @@ def test_auto_prefers_chattts_when_its_model_is_here(tmp_path):
     model = complete_chattts(tmp_path / "ChatTTS")
     settings = TtsSettings.model_validate({"chattts": {"model": str(model)}})
     status = backend_status(settings, tmp_path)
-    assert status.backend == "chattts" and status.chattts_model == model
+    assert status.backend == "chattts" and status.model_path == model
     synth = create_synthesizer(settings, tmp_path)
     assert isinstance(synth, ChatTTSSynthesizer) and isinstance(synth, SpeechSynthesizer)
     assert synth.speaker_path == tmp_path / "assets/voices/monkey_king.pt"  # resolved against the repo root
@@ -102,7 +101,7 @@ def test_auto_prefers_chattts_when_its_model_is_here(tmp_path):
 def test_auto_falls_back_to_espeak(tmp_path):
     settings = TtsSettings.model_validate({"chattts": {"model": str(tmp_path / "absent")}})
     status = backend_status(settings, tmp_path)
-    assert status.backend == "espeak" and "python -m app download tts" in status.reason
+    assert status.backend == "espeak" and "python -m app download tts" in status.detail
     assert isinstance(create_synthesizer(settings, tmp_path), EspeakSynthesizer)
 
 
@@ -112,7 +111,7 @@ def test_auto_with_nothing_available_is_none_with_both_fixes(tmp_path):
     )
     status = backend_status(settings, tmp_path)
     assert status.backend is None
-    assert "python -m app download tts" in status.reason and "sudo apt install espeak-ng" in status.reason
+    assert "python -m app download tts" in status.detail and "sudo apt install espeak-ng" in status.detail
     assert create_synthesizer(settings, tmp_path) is None
 
 
@@ -121,7 +120,7 @@ def test_incomplete_chattts_is_not_picked(tmp_path):
     (model / "asset" / "Vocos.safetensors").unlink()
     settings = TtsSettings.model_validate({"chattts": {"model": str(model)}, "espeak": {"command": "none-x"}})
     status = backend_status(settings, tmp_path)
-    assert status.backend is None and "incomplete" in status.reason
+    assert status.backend is None and "incomplete" in status.detail
 
 
 def test_explicit_chattts_without_a_model_raises_naming_the_key(tmp_path):
@@ -139,87 +138,86 @@ def test_explicit_espeak_without_the_binary_raises_naming_apt(tmp_path):
 # -- speaking a stream ---------------------------------------------------------------------------
 
 
+def spoken(deltas: list[str], synth: SpeechSynthesizer, lang: str = "zh", **settings: object) -> SpeechStream:
+    """A stream fed with every delta and ended: iterate it for the audio."""
+    first_clause = int(settings.pop("first_clause_chars", 12))  # type: ignore[call-overload]
+    stream = SpeechStream(synth, TtsSettings(**settings), lang, first_clause_chars=first_clause)  # type: ignore[arg-type]
+    for delta in deltas:
+        stream.feed(delta)
+    stream.end()
+    return stream
+
+
 def test_sentences_are_normalised_and_spoken_in_order():
     synth = ToneSynthesizer(chunks=2)
     deltas = ["黑熊精是第一回的最终头目[1]。", "他在**黑风山**。第3回", "是黄眉。"]
-    clips = list(speak_stream(deltas, synth, "zh", first_clause_chars=0))
+    clips = list(spoken(deltas, synth, first_clause_chars=0))
     assert synth.said == ["黑熊精是第一回的最终头目。", "他在黑风山。", "第三回是黄眉。"]
     assert levels(clips) == [1.0, 1.1, 2.0, 2.1, 3.0, 3.1]  # every chunk once, in text order
     assert all(c.sample_rate == 8000 for c in clips)
 
 
-def test_long_sentences_are_split_before_synthesis():
+def test_long_sentences_are_split_at_max_sentence_chars():
     synth = ToneSynthesizer(chunks=1)
-    list(speak_stream(["甲乙丙丁戊己庚辛，" * 6 + "完。"], synth, "zh", max_sentence_chars=20, first_clause_chars=0))
+    list(spoken(["甲乙丙丁戊己庚辛，" * 6 + "完。"], synth, max_sentence_chars=20, first_clause_chars=0))
     assert len(synth.said) > 1 and all(len(s) <= 20 for s in synth.said)
 
 
 def test_unspeakable_pieces_are_skipped():
     synth = ToneSynthesizer(chunks=1)
-    assert list(speak_stream(["[1] 🐒\n", "  \n"], synth)) == []
+    assert list(spoken(["[1] 🐒\n", "  \n"], synth, "auto")) == []
     assert synth.said == []
 
 
 def test_first_sentence_is_spoken_while_the_text_is_still_streaming():
     synth = ToneSynthesizer(chunks=1)
-    first_audio = threading.Event()
-
-    def deltas():
+    with SpeechStream(synth, TtsSettings(), "zh") as stream:
         # The splitter needs the character after "。" (a closing quote would belong to the sentence).
-        yield "第一句话。第二"
-        assert first_audio.wait(5), "no audio while the answer was still being written"
-        yield "句话。"
+        stream.feed("第一句话。第二")
+        ready: list[AudioClip] = []
+        assert wait_until(lambda: bool(ready.extend(stream.ready()) or ready)), "no audio while still writing"
+        stream.feed("句话。")
+        stream.end()
+        assert levels([*ready, *stream]) == [1.0, 2.0]
 
-    audio = speak_stream(deltas(), synth, "zh")
-    clips = [next(audio)]
-    first_audio.set()
-    clips += list(audio)
-    assert levels(clips) == [1.0, 2.0]
+
+def test_ready_never_waits():
+    synth = ToneSynthesizer(chunks=1, delay=0.5)
+    with SpeechStream(synth, TtsSettings(), "zh") as stream:
+        stream.feed("一句话。两")
+        started = time.perf_counter()
+        assert stream.ready() == []
+        assert time.perf_counter() - started < 0.05
 
 
 def test_next_sentence_is_synthesised_while_the_previous_one_plays():
     synth = ToneSynthesizer(chunks=1, delay=0.05)
-    audio = speak_stream(["一句。", "两句。", "三句。"], synth, "zh")
+    audio = iter(spoken(["一句。", "两句。", "三句。"], synth))
     next(audio)
     # While the consumer is still "playing" the first chunk (not asking for more), the rest is synthesised.
     assert wait_until(lambda: synth.finished == 3)
     assert levels(list(audio)) == [2.0, 3.0]
 
 
-def test_closing_early_stops_the_worker_and_the_backend():
+def test_close_returns_at_once_and_stops_the_worker_and_the_backend():
     synth = ToneSynthesizer(chunks=50, delay=0.02)
-    audio = speak_stream(["第一句。", "第二句。", "第三句。"], synth, "zh")
-    next(audio)
-    audio.close()
+    stream = spoken(["第一句。", "第二句。", "第三句。"], synth)
+    next(iter(stream))
+    started = time.perf_counter()
+    stream.close()
+    assert time.perf_counter() - started < 0.05
     assert wait_until(lambda: not tts_threads(), timeout=2)
     assert synth.said == ["第一句。"]  # queued sentences were dropped
     assert synth.closed == 1 and synth.finished == 0  # the sentence in hand was stopped mid-way
-
-
-def test_closing_stops_pulling_the_text():
-    pulled = []
-    gate = threading.Event()
-
-    def deltas():
-        for k in range(1000):
-            pulled.append(k)
-            if k == 1:
-                gate.set()
-            yield f"第{k}句。"
-            time.sleep(0.005)
-
-    audio = speak_stream(deltas(), ToneSynthesizer(chunks=1), "zh")
-    next(audio)
-    gate.wait(2)
-    audio.close()
-    count = len(pulled)
-    time.sleep(0.1)
-    assert len(pulled) <= count + 1 < 1000
+    assert list(stream) == [] and stream.ready() == []
+    stream.feed("之后的话。")  # ignored: nothing more is said
+    time.sleep(0.05)
+    assert synth.said == ["第一句。"]
 
 
 def test_a_backend_error_reaches_the_consumer_after_the_earlier_audio():
     synth = ToneSynthesizer(chunks=1, fail_on="坏")
-    audio = speak_stream(["好的。", "坏的。", "不会说到。"], synth, "zh")
+    audio = iter(spoken(["好的。", "坏的。", "不会说到。"], synth))
     assert levels([next(audio)]) == [1.0]
     with pytest.raises(SpeechSynthesisError, match="cannot say"):
         next(audio)
@@ -227,12 +225,11 @@ def test_a_backend_error_reaches_the_consumer_after_the_earlier_audio():
 
 
 def test_a_text_source_error_comes_after_what_was_already_said():
-    def deltas():
-        yield "说完这句。"
-        raise ConnectionError("model server went away")
-
     synth = ToneSynthesizer(chunks=1)
-    audio = speak_stream(deltas(), synth, "zh")
+    stream = SpeechStream(synth, TtsSettings(), "zh")
+    stream.feed("说完这句。")
+    stream.end(ConnectionError("model server went away"))
+    audio = iter(stream)
     assert levels([next(audio)]) == [1.0]
     with pytest.raises(ConnectionError, match="went away"):
         next(audio)
@@ -240,7 +237,7 @@ def test_a_text_source_error_comes_after_what_was_already_said():
 
 def test_speech_stream_push_api():
     synth = ToneSynthesizer(chunks=1)
-    with SpeechStream(synth, "en") as stream:
+    with SpeechStream(synth, TtsSettings(), "en") as stream:
         stream.feed("Hello there. Gen")
         stream.feed("eral Kenobi")
         stream.end()
@@ -250,20 +247,20 @@ def test_speech_stream_push_api():
     assert synth.said == ["Hello there.", "General Kenobi."]
     assert len(clips) == 2
     with pytest.raises(ValueError, match="lang"):
-        SpeechStream(synth, "fr")  # type: ignore[arg-type]
+        SpeechStream(synth, TtsSettings(), "fr")  # type: ignore[arg-type]
 
 
 # -- collected and written -----------------------------------------------------------------------
 
 
 def test_synthesize_collects_the_stream():
-    clip = synthesize("一句。两句。", ToneSynthesizer(chunks=2), "zh")
+    clip = synthesize("一句。两句。", ToneSynthesizer(chunks=2), TtsSettings(), "zh")
     assert clip.sample_rate == 8000 and len(clip.samples) == 4 * 80
 
 
 def test_synthesize_with_nothing_to_say_is_a_clear_error():
     with pytest.raises(ValueError, match="nothing to say"):
-        synthesize("[1] 🐒", ToneSynthesizer())
+        synthesize("[1] 🐒", ToneSynthesizer(), TtsSettings())
 
 
 def test_write_wav_round_trip(tmp_path):
@@ -278,9 +275,9 @@ def test_write_wav_round_trip(tmp_path):
 
 @pytest.mark.skipif(not HAS_ESPEAK, reason="espeak-ng is not installed")
 def test_espeak_end_to_end(tmp_path):
-    from app.config import EspeakSettings
+    from modules.tts.settings import EspeakSettings
 
     synth = EspeakSynthesizer(EspeakSettings())
-    clip = synthesize("**黑熊精**是第1回的最终头目[1]。The Black Bear Guai!", synth)
+    clip = synthesize("**黑熊精**是第1回的最终头目[1]。The Black Bear Guai!", synth, TtsSettings())
     assert clip.sample_rate == 22050 and clip.seconds > 2
     assert write_wav(clip, tmp_path / "say.wav").stat().st_size > 44

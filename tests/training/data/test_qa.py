@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from app.assistant import Assistant
+from app.knowledge_chat import KnowledgeChat
 from tests.conftest import make_settings, write_kb
 from training.cli import main
 from training.data.generator import GeneratorError, create_generator
@@ -110,14 +110,14 @@ def kb(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 
 
 @pytest.fixture(scope="module")
-def extractive(kb: tuple[Path, Path]) -> Assistant:
-    return Assistant(make_settings(*kb))
+def extractive(kb: tuple[Path, Path]) -> KnowledgeChat:
+    return KnowledgeChat(make_settings(*kb))
 
 
 @pytest.fixture(scope="module")
-def with_model(kb: tuple[Path, Path], _server: tuple[str, type[_Handler]]) -> Assistant:
+def with_model(kb: tuple[Path, Path], _server: tuple[str, type[_Handler]]) -> KnowledgeChat:
     url = _server[0]
-    return Assistant(make_settings(*kb, "llm.backend=openai", f"llm.openai.base_url={url}"))
+    return KnowledgeChat(make_settings(*kb, "llm.backend=openai", f"llm.openai.base_url={url}"))
 
 
 def _rows(path):

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from app.config import ImageSettings
 from modules.image.diffusers_gen import DiffusersGenerator, lora_metadata
-from training.lora.train import (
+from modules.image.settings import ImageSettings
+from training.picture_lora.train import (
     LoraTrainConfig,
     LoraTrainError,
     TrainingExample,

@@ -1,0 +1,43 @@
+"""Speech-recognition settings (``asr:`` in ``configs/default.yaml``)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from modules.config_layers import Section
+
+
+class FunasrSettings(Section):
+    """FunASR: Paraformer-zh + VAD + punctuation by default; SenseVoiceSmall by setting ``model``."""
+
+    model: str = "iic/speech_seaco_paraformer_large_asr_nat-zh-cn-16k-common-vocab8404-pytorch"
+    vad_model: str = "iic/speech_fsmn_vad_zh-cn-16k-common-pytorch"  # empty = no VAD stage
+    punc_model: str = "iic/punc_ct-transformer_cn-en-common-vocab471067-large"  # empty = no punctuation
+    device: str = "auto"  # auto | cpu | cuda | cuda:1
+    hotwords: bool = True  # bias recognition toward the knowledge base's names (models that support it)
+
+
+class WhisperSettings(Section):
+    """faster-whisper (CTranslate2): English and other languages, and CPU laptops."""
+
+    model: str = "Systran/faster-whisper-base"  # hub id or local dir (model.bin, config.json, tokenizer.json)
+    device: str = "auto"  # auto | cpu | cuda
+    compute_type: str = "default"  # default = int8 on CPU, float16 on GPU
+    beam_size: int = Field(5, ge=1, le=20)
+    cpu_threads: int = Field(0, ge=0)  # 0 = all cores
+    prompt: bool = True  # an initial prompt naming the game and its entities
+
+
+class AsrSettings(Section):
+    # auto: funasr when its model is present, else whisper when present, else voice input says how to get one
+    backend: Literal["auto", "funasr", "whisper"] = "auto"
+    language: Literal["auto", "zh", "en"] = "auto"
+    max_seconds: float = Field(60, gt=0)  # longer recordings are refused with a message
+    max_upload_mb: float = Field(20, gt=0)  # bigger files are refused before decoding
+    vad: bool = True  # silero-vad: trim silence, tell "no speech" apart from speech
+    vad_threshold: float = Field(0.5, gt=0, lt=1)
+    correction: bool = True  # snap misheard game names to the knowledge base's (pinyin similarity)
+    funasr: FunasrSettings = Field(default_factory=FunasrSettings)
+    whisper: WhisperSettings = Field(default_factory=WhisperSettings)
