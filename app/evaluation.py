@@ -112,7 +112,7 @@ def evaluate(ask: Callable[[str], Answer], items: Sequence[dict[str, Any]], name
 
 
 def format_table(summaries: Sequence[dict[str, Any]], top_k: int) -> str:
-    """One row per set: the numbers the README quotes."""
+    """One row per set: the numbers bench/README.md quotes."""
 
     def pct(v: float | None) -> str:
         return "-" if v is None else f"{float(v):.1%}"

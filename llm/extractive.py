@@ -182,7 +182,7 @@ class SentenceScorer(Protocol):
 
 # Sentence score = share of the question's weighted terms the sentence covers (a term in the
 # entry's title or the section heading counts as covered) + these bonuses. Tuned on the public
-# and players' evaluation sets; see README "Evaluation".
+# and players' evaluation sets; see docs/evaluation.md.
 ENTITY_RELEVANCE = 0.4  # share of min_relevance needed when the question names a retrieved entry
 STRAY_RUN = 3  # single characters in a row that make an unknown name
 UNKNOWN_SHARE = 0.3  # ... but not when this share of the question's weight is words the knowledge base lacks

@@ -1,1 +1,1 @@
-"""The maintainers' stack: training data, xtuner fine-tuning, merge and quantisation (see README)."""
+"""The maintainers' stack: training data, xtuner fine-tuning, merge and quantisation (see docs/training.md)."""

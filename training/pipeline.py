@@ -173,8 +173,8 @@ def _executable(spec: str, key: str, setup: str) -> Path:
 
 
 XTUNER_SETUP = (
-    "python3.11 -m venv .venv-train && .venv-train/bin/pip install --no-deps -r requirements-train.txt (README "
-    "'Training'), or set envs.xtuner"
+    "python3.11 -m venv .venv-train && .venv-train/bin/pip install --no-deps -r requirements-train.txt "
+    "(docs/training.md), or set envs.xtuner"
 )
 LMDEPLOY_SETUP = (
     "python3 -m venv .venv-serve && .venv-serve/bin/pip install -r requirements-serve.txt, or set envs.lmdeploy"

@@ -26,7 +26,7 @@ class ChatTTSSettings(Section):
 
 class EspeakSettings(Section):
     command: str = "espeak-ng"
-    voice_zh: str = "cmn-latn-pinyin"  # Mandarin read from pinyin with tone numbers (see README)
+    voice_zh: str = "cmn-latn-pinyin"  # Mandarin read from pinyin with tone numbers (see docs/voice.md)
     voice_en: str = "en-us"
     speed: int = Field(185, ge=80, le=450)  # words per minute; brighter and quicker than the default 175
     pitch: int = Field(62, ge=0, le=99)  # 50 is espeak's default; higher sounds younger and livelier
