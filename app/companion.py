@@ -183,15 +183,19 @@ class Companion:
         history: Sequence[ChatTurn] = (),
         speak: bool | None = None,
         cancel: threading.Event | None = None,
+        transcript: Transcript | None = None,
     ) -> Iterator[TurnEvent]:
         """Events of one turn, typed or spoken: the finished Answer, then any speech still being read.
 
         ``speak`` (default tts.voice_replies) adds the spoken answer; ``cancel`` stops a picture between
-        steps (closing the generator stops everything else).
+        steps (closing the generator stops everything else). ``transcript`` is a turn already heard
+        (hands-free mode recognises while the player speaks).
         """
         started = time.perf_counter()
-        transcript = None
-        if audio is not None:
+        if transcript is not None:
+            yield Heard(transcript)
+            text = transcript.text
+        elif audio is not None:
             from modules.asr.audio import AudioError
 
             problem = ""

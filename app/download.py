@@ -119,6 +119,16 @@ CT_PUNC = ModelSpec(
     done_when=("config.yaml", "model.pt"),
     size="~1.1 GB",
 )
+PARAFORMER_ZH_STREAMING = ModelSpec(
+    key="asr.funasr.model",
+    local_dir="iic/speech_paraformer-large_asr_nat-zh-cn-16k-common-vocab8404-online",
+    repos={
+        "modelscope": "iic/speech_paraformer-large_asr_nat-zh-cn-16k-common-vocab8404-online",
+        "huggingface": "funasr/paraformer-zh-streaming",
+    },
+    done_when=_FUNASR_DONE,
+    size="~880 MB",
+)
 SENSEVOICE_SMALL = ModelSpec(
     key="asr.funasr.model",
     local_dir="iic/SenseVoiceSmall",
@@ -195,6 +205,12 @@ PRESETS: dict[str, Preset] = {
             "FunASR voice input: SeACo-Paraformer-zh (takes hotwords) with fsmn-vad and ct-punc punctuation",
             (PARAFORMER_ZH, FSMN_VAD, CT_PUNC),
             {"asr.backend": "funasr"},
+        ),
+        Preset(
+            "asr-streaming",
+            "FunASR streaming Paraformer-zh (paraformer-zh-streaming, decoded in 600 ms chunks) with ct-punc",
+            (PARAFORMER_ZH_STREAMING, CT_PUNC),
+            {"asr.backend": "funasr", "asr.funasr.vad_model": ""},
         ),
         Preset(
             "asr-sensevoice",

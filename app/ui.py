@@ -17,9 +17,11 @@ import numpy as np
 
 from app.companion import Companion
 from app.config import Settings
+from app.conversation import Conversation, HeardTurn, Interrupt, Listening, TurnReady
 from app.events import Answer, Collector, DrawingStep, Drawn, Heard, Notice, Routed, Source, SpeechChunk, TextDelta
 from app.knowledge_chat import KnowledgeChat
 from llm.base import ChatTurn
+from modules.asr.base import Transcriber, Transcript
 from modules.audio_types import AudioClip
 from modules.tts.service import wav_bytes
 
@@ -94,17 +96,21 @@ def turn_views(
     audio: Any = None,
     speak: bool = False,
     cancel: threading.Event | None = None,
+    transcript: Transcript | None = None,
 ) -> Iterator[TurnView]:
     """The chat after each event of one turn (typed or spoken). Nothing said so far is ever lost."""
     turns = history_turns(history)
     messages = list(history or [])
-    if audio is None:
+    if audio is None and transcript is None:
         messages.append({"role": "user", "content": show(message)})
     answer_msg: dict[str, Any] = {"role": "assistant", "content": ""}
     status_msg: dict[str, Any] | None = None
     yield TurnView(messages)
     try:
-        for event in companion.turn(text=message, audio=audio, history=turns, speak=speak, cancel=cancel):
+        events = companion.turn(
+            text=message, audio=audio, history=turns, speak=speak, cancel=cancel, transcript=transcript
+        )
+        for event in events:
             if isinstance(event, Heard):
                 # The corrected transcript stands in for what the player would have typed.
                 heard = event.transcript
@@ -162,8 +168,111 @@ def _vectors_building(assistant: KnowledgeChat) -> bool:
     return build is not None and build.building
 
 
+FRAME_S = 0.1  # the microphone streams a frame this often in hands-free mode
+LIVE_LIMIT_S = 4 * 3600  # a hands-free stream ends (and the mic must be clicked again) after this long
+CUT_MARK = "（被打断）"
+# Stops the voice in this tab at once (the server stops sending it when the event is cancelled).
+STOP_VOICE_JS = """(...args) => {
+  document.querySelectorAll('#voice audio').forEach((a) => { a.pause(); });
+  window.wulewuleVoiceStopped = Date.now();
+  return args.length === 1 ? args[0] : args;
+}"""
+# Echo cancellation, noise suppression and gain control on every microphone the page opens, so that
+# the companion's own voice does not cut him off in hands-free mode (see docs/voice.md).
+MIC_HEAD = """<script>
+(() => {
+  const devices = navigator.mediaDevices;
+  if (!devices || !devices.getUserMedia) return;
+  const open = devices.getUserMedia.bind(devices);
+  devices.getUserMedia = async (constraints) => {
+    if (constraints && constraints.audio) {
+      const audio = constraints.audio === true ? {} : { ...constraints.audio };
+      Object.assign(audio, { echoCancellation: true, noiseSuppression: true, autoGainControl: true });
+      constraints = { ...constraints, audio };
+    }
+    const stream = await open(constraints);
+    const track = stream.getAudioTracks()[0];
+    window.wulewuleMic = track ? track.getSettings() : null;
+    return stream;
+  };
+})();
+</script>"""
+
+
+def mark_cut(history: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The chat with its last answer marked as cut by the player (once)."""
+    messages = list(history or [])
+    for i in range(len(messages) - 1, -1, -1):
+        msg = messages[i]
+        meta = msg.get("metadata") or {}
+        if msg.get("role") == "assistant" and not meta.get("title") and isinstance(msg.get("content"), str):
+            if not msg["content"].endswith(CUT_MARK):
+                messages[i] = {**msg, "content": msg["content"] + CUT_MARK}
+            break
+    return messages
+
+
+def hear_turn(conversation: Conversation, token: str) -> HeardTurn | str | None:
+    """What a hands-free turn heard; a message when recognition failed; None when there is nothing to say."""
+    from modules.asr.audio import AudioError
+    from modules.asr.recognize import NoSpeechError
+
+    try:
+        return conversation.take(token)
+    except KeyError:
+        return None  # a stale token (the tab reloaded)
+    except NoSpeechError:
+        return None  # a cough or a noise the VAD took for speech: keep listening, say nothing
+    except AudioError as exc:
+        return str(exc)
+    except Exception as exc:  # a missing or broken ASR model: the typed chat keeps working
+        log.warning("hands-free recognition failed: %s", exc)
+        return f"语音识别不可用：{exc}"
+
+
+def _warm(ears: Transcriber) -> None:
+    try:
+        ears.warm_up()
+    except Exception as exc:  # the turn will say so, with the fix; nothing to add here
+        log.info("speech recognition is not ready: %s", exc)
+
+
+class Conversations:
+    """Each tab's hands-free conversation, by gradio session; closed when the tab goes away."""
+
+    def __init__(self) -> None:
+        self._by_session: dict[str, Conversation] = {}
+        self._lock = threading.Lock()
+
+    def get(self, session: str | None, companion: Companion) -> Conversation:
+        session = session or ""  # a caller without a session (the API) has one conversation of its own
+        with self._lock:
+            found = self._by_session.get(session)
+            if found is None:
+                ears = companion.recognizer
+                found = Conversation(companion.settings.asr, ears)
+                self._by_session[session] = found
+                # The recogniser loads while the player speaks the first question, not after it.
+                threading.Thread(target=_warm, args=(ears,), name="asr-warm-up", daemon=True).start()
+            return found
+
+    def find(self, session: str | None) -> Conversation | None:
+        with self._lock:
+            return self._by_session.get(session or "")
+
+    def close(self, session: str | None) -> None:
+        with self._lock:
+            found = self._by_session.pop(session or "", None)
+        if found is not None:
+            found.close()
+
+    def __len__(self) -> int:
+        return len(self._by_session)
+
+
 def build_ui(companion: Companion, settings: Settings) -> gr.Blocks:
     assistant = companion.chat
+    conversations = Conversations()
     streaming_audio = shutil.which("ffmpeg") is not None  # gradio encodes streamed audio with ffmpeg
     with gr.Blocks(title=TITLE, fill_height=True, delete_cache=(3600, 3600)) as demo:
         gr.Markdown(f"# {TITLE}\n{INTRO}")
@@ -212,6 +321,21 @@ def build_ui(companion: Companion, settings: Settings) -> gr.Blocks:
                         label="🔁 完整语音回复（重播 / 下载）", interactive=False, elem_id="voice-file"
                     )
             with gr.Row():
+                hands_free = gr.Checkbox(
+                    value=False, label="🎙️ 对话模式（免按键：说完自动回答，开口即可打断）", elem_id="hands-free"
+                )
+                listening = gr.Markdown("", elem_id="listening")
+            live_mic = gr.Audio(
+                sources=["microphone"],
+                streaming=True,
+                label="🎙️ 对话模式：点一次录音，之后一直在听",
+                elem_id="live-mic",
+                visible=False,
+            )
+            # Set by the microphone's stream handler; their change events start a turn or stop one.
+            turn_token = gr.Textbox(visible=False, elem_id="turn-token")
+            barge_token = gr.Textbox(visible=False, elem_id="barge-token")
+            with gr.Row():
                 stop = gr.Button("停止", variant="stop", elem_id="stop")
                 clear = gr.Button("清空对话", elem_id="clear")
             if settings.app.examples:
@@ -219,17 +343,34 @@ def build_ui(companion: Companion, settings: Settings) -> gr.Blocks:
         with gr.Tab("画廊 Gallery"):
             gallery = gr.Gallery(label="画过的天命人", columns=3, height=520, elem_id="gallery")
 
-        def respond(
-            message: str, audio: str | None, history: list[dict[str, Any]], voice_on: bool, drawn: list[Any]
-        ) -> Iterator[tuple[Any, ...]]:
+        def stream_turn(
+            message: str,
+            audio: str | None,
+            history: list[dict[str, Any]],
+            voice_on: bool,
+            drawn: list[Any],
+            transcript: Transcript | None = None,
+            conversation: Conversation | None = None,
+        ) -> Iterator[tuple[Any, Any, Any, Any]]:
+            """(chat messages, voice chunk, whole voice file, pictures) after each step of one turn.
+
+            In hands-free mode the player may cut in: ``conversation`` hears of every voice chunk sent
+            (so it knows the voice is still playing) and stops the turn when the player talks over it.
+            """
             cancel = threading.Event()
+            interrupted = conversation.answering() if conversation is not None else threading.Event()
             chunks: list[AudioClip] = []
             skip = gr.skip()
             messages = history
             try:
                 last = 0.0
-                for view in turn_views(companion, message, history, audio=audio, speak=voice_on, cancel=cancel):
+                views = turn_views(
+                    companion, message, history, audio=audio, speak=voice_on, cancel=cancel, transcript=transcript
+                )
+                for view in views:
                     messages = view.messages
+                    if interrupted.is_set():
+                        break  # the player cut in: the rest of this answer is not written or spoken
                     # Text pieces are coalesced: one update per UPDATE_EVERY_S is smooth to read and
                     # keeps 20 players streaming at once from spending the CPU on re-sending the chat.
                     now = time.perf_counter()
@@ -241,19 +382,31 @@ def build_ui(companion: Companion, settings: Settings) -> gr.Blocks:
                         chunks.append(view.audio)
                         if streaming_audio:
                             sound = wav_bytes(view.audio)
+                            if conversation is not None:
+                                conversation.played(view.audio.seconds)
                     if view.picture is not None:
                         caption = f"{view.picture.prompt} · seed {view.picture.seed}"
                         drawn = [*drawn, (str(view.picture.path), caption)]
-                        yield "", None, view.messages, sound, skip, drawn, drawn
+                        yield view.messages, sound, skip, drawn
                     else:
-                        yield "", None, view.messages, sound, skip, skip, skip
+                        yield view.messages, sound, skip, skip
             finally:
                 cancel.set()  # a stopped turn stops the picture between steps
+                if conversation is not None:
+                    conversation.done()
+            if interrupted.is_set():
+                messages = mark_cut(messages)
             # The last update carries everything (API clients read it as the result), including the
             # whole reply as one file: to replay or save it. Without ffmpeg (no streamed audio) that file
             # is also how the reply is heard.
             whole = wav_bytes(join_clips(chunks)) if chunks else None
-            yield "", None, messages, None if streaming_audio else whole, whole, drawn, drawn
+            yield messages, None if streaming_audio or interrupted.is_set() else whole, whole, drawn
+
+        def respond(
+            message: str, audio: str | None, history: list[dict[str, Any]], voice_on: bool, drawn: list[Any]
+        ) -> Iterator[tuple[Any, ...]]:
+            for messages, sound, whole, pictures_now in stream_turn(message, audio, history, voice_on, drawn):
+                yield "", None, messages, sound, whole, pictures_now, pictures_now
 
         inputs = [box, mic, chatbot, speak, pictures]
         outputs = [box, mic, chatbot, voice_out, voice_file, pictures, gallery]
@@ -272,6 +425,86 @@ def build_ui(companion: Companion, settings: Settings) -> gr.Blocks:
             respond, inputs, outputs, api_visibility="private", concurrency_id=spoken, concurrency_limit=spoken_limit
         )
 
+        hands_free.change(lambda on: gr.Audio(visible=on), hands_free, live_mic, api_visibility="private", queue=False)
+
+        def hear_frame(frame: Any, request: gr.Request) -> tuple[Any, Any, Any]:
+            """One microphone frame in hands-free mode: a new turn token, a barge-in token, the status."""
+            skip = gr.skip()
+            if frame is None:
+                return skip, skip, skip
+            conversation = conversations.get(request.session_hash, companion)
+            turn: Any = skip
+            barge: Any = skip
+            note: Any = skip
+            for action in conversation.hear(*frame):
+                if isinstance(action, Listening):
+                    note = "🎙️ 在听…"
+                elif isinstance(action, Interrupt):
+                    barge = f"barge-{time.monotonic_ns()}"
+                elif isinstance(action, TurnReady):
+                    turn, note = action.token, "💭 想一想…"
+            return turn, barge, note
+
+        def respond_heard(
+            token: str, history: list[dict[str, Any]], voice_on: bool, drawn: list[Any], request: gr.Request
+        ) -> Iterator[tuple[Any, ...]]:
+            """The turn a hands-free conversation heard: the same turn as a typed or recorded one."""
+            conversation = conversations.find(request.session_hash)
+            if not token or conversation is None:
+                return
+            heard = hear_turn(conversation, token)
+            if heard is None:
+                return
+            if isinstance(heard, str):  # recognition failed: say so, keep listening
+                note = {"role": "assistant", "content": show(heard), "metadata": {"title": "ℹ️ 提示"}}
+                yield [*history, note], gr.skip(), gr.skip(), gr.skip(), gr.skip(), ""
+                return
+            if heard.cut:
+                limit = f"{settings.asr.max_seconds:g}"
+                cut = f"一口气说了 {limit} 秒还没停，先听了这 {limit} 秒。"
+                history = [*history, {"role": "assistant", "content": cut, "metadata": {"title": "ℹ️ 提示"}}]
+            for messages, sound, whole, pictures_now in stream_turn(
+                "", None, history, voice_on, drawn, transcript=heard.transcript, conversation=conversation
+            ):
+                yield messages, sound, whole, pictures_now, pictures_now, ""
+
+        live_outputs = [turn_token, barge_token, listening]
+        live_mic.stream(
+            hear_frame,
+            live_mic,
+            live_outputs,
+            stream_every=FRAME_S,
+            time_limit=LIVE_LIMIT_S,
+            concurrency_limit=None,
+            show_progress="hidden",
+            api_visibility="private",
+        )
+        heard_outputs = [chatbot, voice_out, voice_file, pictures, gallery, listening]
+        heard_evt = turn_token.change(
+            respond_heard,
+            [turn_token, chatbot, speak, pictures],
+            heard_outputs,
+            api_visibility="private",
+            concurrency_id=spoken,
+            concurrency_limit=spoken_limit,
+            show_progress="hidden",
+        )
+        # Barge-in: the voice stops in the browser at once, the answer's event is cancelled, and the
+        # interrupted answer stays in the chat, marked as cut.
+        barge_token.change(
+            mark_cut,
+            chatbot,
+            chatbot,
+            js=STOP_VOICE_JS,
+            cancels=[heard_evt, submit_evt, click_evt, voice_evt, upload_evt],
+            api_visibility="private",
+            queue=False,
+        )
+        def tab_closed(request: gr.Request) -> None:
+            conversations.close(request.session_hash)  # nothing of a closed tab's conversation keeps running
+
+        demo.unload(tab_closed)
+
         def ask_api(question: str) -> Iterator[dict[str, Any]]:
             """Stream one question's answer: {"answer": text so far, "sources": [...], "done": bool}."""
             turn = Collector()
@@ -284,7 +517,14 @@ def build_ui(companion: Companion, settings: Settings) -> gr.Blocks:
                     return
 
         gr.api(ask_api, api_name="ask")
-        stop.click(None, None, None, cancels=[submit_evt, click_evt, voice_evt, upload_evt], api_visibility="private")
+        stop.click(
+            None,
+            None,
+            None,
+            cancels=[submit_evt, click_evt, voice_evt, upload_evt, heard_evt],
+            api_visibility="private",
+            js=STOP_VOICE_JS,
+        )
         clear.click(
             lambda: ([], "", None, None),
             None,
@@ -338,6 +578,7 @@ def launch(settings: Settings, auth_flags: Sequence[str] = ()) -> None:
         footer_links=["api"],
         auth=logins,
         max_file_size=upload_limit(settings),
+        head=MIC_HEAD,
     )
 
 
@@ -374,6 +615,7 @@ def _serve_with_api(
         footer_links=["api"],
         auth=logins,
         max_file_size=upload_limit(settings),
+        head=MIC_HEAD,
     )
     log.info(
         "serving the web app at http://%s:%d/ and the OpenAI-compatible API at /v1 (%s)",

@@ -164,6 +164,19 @@ def _resample(audio: np.ndarray, rate: int) -> np.ndarray:
     return resample_poly(audio, TARGET_RATE // divisor, rate // divisor)
 
 
+def frame_16k(rate: int, samples: np.ndarray) -> np.ndarray:
+    """One frame of live microphone audio (any rate, int or float, mono or not) as 16 kHz mono float32.
+
+    For streamed audio, where each frame arrives on its own and length limits are the caller's business.
+    """
+    rate, array = _unpack_pair((rate, samples))
+    array = _frames_first(array)
+    if array.size == 0:
+        return np.zeros(0, np.float32)
+    audio = _resample(_to_float_mono(array), rate)
+    return np.clip(np.nan_to_num(audio), -1.0, 1.0).astype(np.float32)
+
+
 def _finish(samples: np.ndarray, rate: int, max_seconds: float) -> AudioClip:
     """Check length and values, then convert to the one format every later stage takes."""
     samples = _frames_first(samples)

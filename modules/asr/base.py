@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
@@ -55,3 +55,15 @@ class Transcriber(Protocol):
     """
 
     def transcribe(self, source: AudioSource) -> Transcript: ...
+
+    def recognize_phrase(self, clip: AudioClip) -> list[TranscriptSegment]:
+        """Raw segments of one phrase a live turn detector cut (hands-free mode)."""
+        ...
+
+    def transcript(self, raw: Sequence[TranscriptSegment], seconds: float) -> Transcript:
+        """Phrases recognised one by one, joined and corrected into one Transcript."""
+        ...
+
+    def warm_up(self) -> None:
+        """Load the models now rather than on the first question."""
+        ...

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 from modules.asr.audio import AudioError, AudioSource, load_audio
 from modules.asr.base import SpeechRecognizer, Transcript, TranscriptSegment
 from modules.asr.vad import SpeechChunk
+from modules.audio_types import AudioClip
 from modules.model_files import ModelNotFoundError, locate_model
 from modules.status import BackendStatus
 
@@ -249,6 +250,20 @@ class SpeechPipeline:
             raise NoSpeechError(self.language)
         language = next((s.language for _, s in segments if s.language), None)
         return Transcript(text, raw, language, clip_seconds, getattr(self.recognizer(), "name", ""))
+
+    def recognize_phrase(self, clip: AudioClip) -> list[TranscriptSegment]:
+        """The raw segments of one phrase a live turn detector cut (16 kHz, no VAD trim, no correction)."""
+        return [seg for seg in self.recognizer().segments(clip) if _has_words(seg.text)]
+
+    def transcript(self, raw: Sequence[TranscriptSegment], seconds: float) -> Transcript:
+        """Phrases recognised one by one, joined and corrected into one Transcript; NoSpeechError for none."""
+        raw_text = join_segments([seg.text for seg in raw])
+        if not _has_words(raw_text):
+            raise NoSpeechError(self.language)
+        corrector = self.corrector() if self.settings.correction else None
+        fixed = [corrector.correct(seg.text) if corrector is not None else seg.text for seg in raw]
+        language = next((seg.language for seg in raw if seg.language), None)
+        return Transcript(join_segments(fixed), raw_text, language, seconds, getattr(self.recognizer(), "name", ""))
 
     def _heard(self, source: AudioSource) -> tuple[float, Iterator[tuple[TranscriptSegment, TranscriptSegment]]]:
         clip = load_audio(source, self.settings.max_seconds, self.max_bytes)

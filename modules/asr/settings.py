@@ -17,6 +17,13 @@ class FunasrSettings(Section):
     punc_model: str = "iic/punc_ct-transformer_cn-en-common-vocab471067-large"  # empty = no punctuation
     device: str = "auto"  # auto | cpu | cuda | cuda:1
     hotwords: bool = True  # bias recognition toward the knowledge base's names (models that support it)
+    # Streaming Paraformer (paraformer-zh-streaming): auto = when the model's config.yaml says ParaformerStreaming;
+    # true = decode chunk by chunk with a cache; false = a streaming model decodes each clip in one call.
+    streaming: Literal["auto"] | bool = "auto"
+    # [left context, chunk, look-ahead] in 60 ms frames: [0, 10, 5] = 600 ms chunks, 300 ms look-ahead
+    chunk_size: tuple[int, int, int] = (0, 10, 5)  # checked when the model loads: chunk >= 1, none negative
+    encoder_chunk_look_back: int = Field(4, ge=0)  # chunks the encoder's self-attention looks back over
+    decoder_chunk_look_back: int = Field(1, ge=0)  # encoder chunks the decoder's cross-attention looks back over
 
 
 class WhisperSettings(Section):
@@ -30,6 +37,15 @@ class WhisperSettings(Section):
     prompt: bool = True  # an initial prompt naming the game and its entities
 
 
+class ConversationSettings(Section):
+    """Hands-free conversation mode: when the player's turn ends, and when they cut in."""
+
+    pause_ms: float = Field(600, ge=200, le=5000)  # this much silence after speech ends the player's turn
+    phrase_pause_ms: float = Field(250, ge=100, le=5000)  # a shorter pause closes a phrase, recognised at once
+    onset_ms: float = Field(96, ge=32, le=2000)  # this much speech in a row means the player started talking
+    barge_in: bool = True  # the player talking over the answer stops it (voice and text)
+
+
 class AsrSettings(Section):
     # auto: funasr when its model is present, else whisper when present, else voice input says how to get one
     backend: Literal["auto", "funasr", "whisper"] = "auto"
@@ -41,3 +57,4 @@ class AsrSettings(Section):
     correction: bool = True  # snap misheard game names to the knowledge base's (pinyin similarity)
     funasr: FunasrSettings = Field(default_factory=FunasrSettings)
     whisper: WhisperSettings = Field(default_factory=WhisperSettings)
+    conversation: ConversationSettings = Field(default_factory=ConversationSettings)

@@ -140,3 +140,28 @@ class SileroVad:
             else:
                 groups.append([region])
         return groups
+
+
+WINDOW = 512  # samples per silero window at 16 kHz (32 ms)
+
+
+class StreamingVad:
+    """Speech probability of live audio, a 32 ms window at a time; one per stream (the model keeps state)."""
+
+    def __init__(self) -> None:
+        _load()  # imports silero-vad (with the thread fix) or raises naming the install command
+        from silero_vad import load_silero_vad
+
+        self._model = load_silero_vad(onnx=True)
+
+    def probability(self, window: np.ndarray) -> float:
+        """The probability that this 512-sample (16 kHz) window is speech."""
+        import torch
+
+        if window.shape != (WINDOW,):
+            raise ValueError(f"a VAD window is {WINDOW} samples at {VAD_RATE} Hz, got shape {window.shape}")
+        with torch.inference_mode():
+            return float(self._model(torch.from_numpy(np.ascontiguousarray(window, dtype=np.float32)), VAD_RATE))
+
+    def reset(self) -> None:
+        self._model.reset_states()

@@ -78,3 +78,32 @@ def test_sources_are_escaped():
 
     md = format_sources([Source(1, "<b>x</b>", "", "<script>alert(1)</script>", "kb/x.md", 1.0)])
     assert "<script>" not in md and "&lt;script&gt;" in md
+
+
+def test_an_interrupted_answer_is_marked_cut_once_and_its_sources_are_kept():
+    from app.ui import CUT_MARK, mark_cut
+
+    history = [
+        {"role": "user", "content": "黑熊精在哪里打？"},
+        {"role": "assistant", "content": "在黑风山[1]"},
+        {"role": "assistant", "content": "**[1] 黑熊精**", "metadata": {"title": "📚 来源 / Sources（1）"}},
+    ]
+    cut = mark_cut(history)
+    assert cut[1]["content"] == "在黑风山[1]" + CUT_MARK and cut[2] == history[2]
+    assert mark_cut(cut) == cut  # marked once
+    assert history[1]["content"] == "在黑风山[1]"  # the original is not changed
+    assert mark_cut([]) == []
+
+
+def test_each_tab_has_its_own_conversation_and_closing_ends_it(kb_dir, tmp_path):
+    from app.companion import Companion
+    from app.ui import Conversations
+    from tests.conftest import make_settings
+
+    companion = Companion(make_settings(kb_dir, tmp_path / "data"))
+    tabs = Conversations()
+    one, two = tabs.get("tab-1", companion), tabs.get("tab-2", companion)
+    assert one is not two and tabs.get("tab-1", companion) is one and len(tabs) == 2
+    tabs.close("tab-1")
+    assert one.closed and tabs.find("tab-1") is None and len(tabs) == 1
+    tabs.close("never-seen")  # a tab that never spoke: nothing to do

@@ -196,3 +196,80 @@ def test_stop_cuts_the_answer_and_the_chat_goes_on(page: Any, slow_app_url: str)
     page.wait_for_function("document.querySelector('#chatbot').innerText.includes('红孩儿的父亲是谁？')")
     page.wait_for_function("document.querySelector('#chatbot').innerText.split('假雷音寺').length >= 2")
     assert "黄眉原本是谁的童子？" in bot_text(page)  # the conversation so far is kept
+
+
+# -- hands-free conversation -------------------------------------------------------------------
+
+
+def looped_mic_wav(src: Path, out: Path, lead_s: float, tail_s: float) -> Path:
+    """A microphone recording for chromium's fake capture device, which plays it in a loop: silence, the
+    question, silence. (The page's push-to-talk microphone opens the device first, so a file played once
+    could be over before hands-free listening starts.)"""
+    delay = int(lead_s * 1000)
+    shape = f"adelay={delay}|{delay},apad=pad_dur={tail_s}"
+    command = ["ffmpeg", "-loglevel", "error", "-y", "-i", str(src), "-af", shape, "-ac", "1", "-ar", "48000"]
+    subprocess.run([*command, "-c:a", "pcm_s16le", str(out)], check=True)
+    return out
+
+
+def fake_mic_page(playwright_instance: Any, wav: Path) -> Any:
+    args = [
+        "--use-fake-ui-for-media-stream",
+        "--use-fake-device-for-media-stream",
+        f"--use-file-for-fake-audio-capture={wav}",
+    ]
+    browser = launch_browser(playwright_instance, args)
+    context = browser.new_context(locale="zh-CN", permissions=["microphone"])
+    page = context.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    return browser, page
+
+
+def start_hands_free(page: Any, url: str) -> None:
+    page.goto(url)
+    page.locator("#hands-free input").check()
+    page.locator("#live-mic").get_by_role("button", name=re.compile("Record|录制|录音", re.I)).first.click()
+
+
+@pytest.fixture
+def hands_free_page(playwright_instance: Any, tmp_path: Path) -> Iterator[Any]:
+    wav = looped_mic_wav(SPEECH / "zh_01.wav", tmp_path / "hands_free.wav", lead_s=1.5, tail_s=30)
+    browser, page = fake_mic_page(playwright_instance, wav)
+    yield page
+    browser.close()
+
+
+def test_hands_free_a_question_is_heard_without_a_click_and_answered_aloud(hands_free_page: Any, app_url: str):
+    page = hands_free_page
+    start_hands_free(page, app_url)
+    # Nobody presses stop: the pause after the question ends the turn, and the answer comes, cited and voiced.
+    page.wait_for_function("document.querySelector('#chatbot').innerText.includes('黑熊精')")
+    page.wait_for_function("document.querySelector('#chatbot').innerText.includes('黑风山')")
+    page.get_by_text("来源 / Sources", exact=False).first.wait_for()
+    page.wait_for_function(
+        "(() => { const a = document.querySelector('#voice audio');"
+        " return a && (a.currentSrc || a.src) && a.readyState >= 1; })()"
+    )
+    # The microphone was opened with echo cancellation, so the companion's voice does not cut him off.
+    mic = page.evaluate("window.wulewuleMic")
+    assert mic and mic["echoCancellation"] is True
+
+
+@pytest.fixture
+def barge_in_page(playwright_instance: Any, tmp_path: Path) -> Iterator[Any]:
+    # The question comes again every 5.5 s: the second time while the first answer is still being spoken.
+    wav = looped_mic_wav(SPEECH / "zh_01.wav", tmp_path / "barge_in.wav", lead_s=1.0, tail_s=2.5)
+    browser, page = fake_mic_page(playwright_instance, wav)
+    yield page
+    browser.close()
+
+
+def test_hands_free_talking_over_the_answer_stops_it(barge_in_page: Any, app_url: str):
+    page = barge_in_page
+    start_hands_free(page, app_url)
+    page.wait_for_function("document.querySelector('#chatbot').innerText.includes('黑风山')")
+    # The player speaks again while Wukong talks: the voice stops, the answer is marked as cut ...
+    page.wait_for_function("window.wulewuleVoiceStopped !== undefined")
+    page.wait_for_function("document.querySelector('#chatbot').innerText.includes('（被打断）')")
+    # ... and the new turn is heard and answered.
+    page.wait_for_function("document.querySelector('#chatbot').innerText.split('黑风山').length >= 3")
