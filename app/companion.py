@@ -125,12 +125,15 @@ class Companion:
 
     def status(self) -> list[BackendStatus]:
         """Every part as ``doctor`` reports it: retrieval, the answerer, voice in, voice out, drawing."""
+        return [*self.chat.status(), *self.parts_status()]
+
+    def parts_status(self) -> list[BackendStatus]:
+        """Voice in, voice out and drawing, found without loading anything (cheap enough for the page)."""
         from modules.asr.recognize import backend_status as asr_status
         from modules.image.service import backend_status as image_status
         from modules.tts.service import backend_status as tts_status
 
         return [
-            *self.chat.status(),
             asr_status(self.settings.asr, REPO_ROOT),
             tts_status(self.settings.tts, REPO_ROOT),
             image_status(self.settings.image, REPO_ROOT),

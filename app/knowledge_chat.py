@@ -263,13 +263,13 @@ class KnowledgeChat:
         index = retriever.index
         parts = [
             f"知识库 {len(index.documents)} 条 / {len(index.chunks)} 段",
-            "检索 BM25" + self._dense_words() + (" + 重排" if retriever.reranker else ""),
+            "检索 BM25" + self.dense_words() + (" + 重排" if retriever.reranker else ""),
             f"回答 {self.answerer.name}",
             *(f"⚠️ {n}" for n in self.startup_notices),
         ]
         return " · ".join(parts)
 
-    def _dense_words(self) -> str:
+    def dense_words(self) -> str:
         build = self.dense_build
         if build is None:
             return ""

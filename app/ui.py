@@ -5,9 +5,11 @@ from __future__ import annotations
 import html
 import logging
 import os
+import re
 import shutil
 import threading
 import time
+import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -18,21 +20,37 @@ import numpy as np
 from app.companion import Companion
 from app.config import Settings
 from app.conversation import Conversation, HeardTurn, Interrupt, Listening, TurnReady
-from app.events import Answer, Collector, DrawingStep, Drawn, Heard, Notice, Routed, Source, SpeechChunk, TextDelta
+from app.events import (
+    Answer,
+    Collector,
+    DrawingStep,
+    Drawn,
+    Heard,
+    Notice,
+    Routed,
+    Source,
+    SourcesFound,
+    SpeechChunk,
+    TextDelta,
+)
 from app.knowledge_chat import KnowledgeChat
+from app.theme import AVATARS, CSS, HEAD, header_html, wukong_theme
 from llm.base import ChatTurn
 from modules.asr.base import Transcriber, Transcript
 from modules.audio_types import AudioClip
+from modules.status import BackendStatus
 from modules.tts.service import wav_bytes
 
 log = logging.getLogger(__name__)
 
 TITLE = "悟了悟了 · 黑神话：悟空 AI 助手"
+PROMISE = "问剧情、妖王打法、隐藏结局，句句有出处；说给悟空听，也能请他画一幅天命人。"
 INTRO = (
     "问我《黑神话：悟空》的剧情、章节、妖王打法、角色、法术装备、隐藏结局和《西游记》原著典故。"
     "每个回答都附上知识库来源。Ask in English too."
 )
 SOURCES_TITLE = "📚 来源 / Sources"
+CUT_MARK = "（被打断）"  # ends an answer the player talked over
 UPDATE_EVERY_S = 0.1  # the chat is redrawn at most this often while an answer streams
 
 
@@ -47,6 +65,10 @@ def message_text(content: Any) -> str:
     return ""
 
 
+_CITE_LINK = re.compile(r'<a class="cite"[^>]*>(\[\d+\])</a>')
+_CITATION = re.compile(r"\[(\d{1,2})\]")
+
+
 def history_turns(history: list[dict[str, Any]]) -> list[ChatTurn]:
     """Chatbot messages as conversation turns; source lists and notices are not part of it."""
     turns = []
@@ -56,18 +78,45 @@ def history_turns(history: list[dict[str, Any]]) -> list[ChatTurn]:
             continue
         role = msg.get("role")
         if role in ("user", "assistant"):
-            turns.append(ChatTurn(role, html.unescape(message_text(msg.get("content")))))
+            text = _CITE_LINK.sub(r"\1", message_text(msg.get("content"))).removesuffix(CUT_MARK)
+            turns.append(ChatTurn(role, html.unescape(text)))
     return turns
 
 
-def format_sources(sources: list[Source]) -> str:
-    """Sources as Markdown: number, title · section, the passage, the file. Text is escaped."""
-    lines = []
+def cite_links(shown: str, turn: str, sources: Sequence[Source] = ()) -> str:
+    """Each ``[n]`` of an answer (already escaped by ``show``) as a link to passage n of its sources.
+
+    The link carries the passage in its ``title`` (title · section, the text, the file: one per line), so
+    that clicking it opens the passage in place even while the sources block is folded (app/theme.py).
+    """
+    by_index = {s.index: s for s in sources}
+
+    def link(match: re.Match[str]) -> str:
+        n = int(match.group(1))
+        found = by_index.get(n)
+        if found is None:
+            return match.group(0)
+        section = f" · {found.section}" if found.section else ""
+        passage = f"[{n}] {found.title}{section}\n{found.text.strip()}\n{found.source}"
+        return f'<a class="cite" href="#src-{turn}-{n}" title="{html.escape(passage)}">[{n}]</a>'
+
+    return _CITATION.sub(link, shown)
+
+
+def format_sources(sources: list[Source], turn: str = "") -> str:
+    """Sources as HTML: number, title · section, the passage, the file, each ``id``'d for its citations.
+
+    Text is escaped; ``turn`` keeps the ids of one answer's passages apart from another's.
+    """
+    blocks = []
     for s in sources:
         section = f" · {html.escape(s.section)}" if s.section else ""
         text = html.escape(s.text.replace("\n", " "))
-        lines.append(f"**[{s.index}] {html.escape(s.title)}{section}**  \n{text}  \n<sub>{html.escape(s.source)}</sub>")
-    return "\n\n".join(lines)
+        blocks.append(
+            f'<div class="w-src" id="src-{turn}-{s.index}"><b>[{s.index}] {html.escape(s.title)}{section}</b><br>'
+            f"{text}<br><sub>{html.escape(s.source)}</sub></div>"
+        )
+    return "\n".join(blocks)
 
 
 def show(text: str) -> str:
@@ -104,6 +153,9 @@ def turn_views(
     if audio is None and transcript is None:
         messages.append({"role": "user", "content": show(message)})
     answer_msg: dict[str, Any] = {"role": "assistant", "content": ""}
+    written = ""  # the answer's text as it came; shown escaped, with its citations as links
+    cited: list[Source] = []
+    turn_key = uuid.uuid4().hex[:8]
     status_msg: dict[str, Any] | None = None
     yield TurnView(messages)
     try:
@@ -127,8 +179,11 @@ def turn_views(
                 note = {"role": "assistant", "content": show(event.text), "metadata": {"title": "ℹ️ 提示"}}
                 messages.insert(len(messages) - (1 if answer_msg in messages else 0), note)
                 yield TurnView(messages)
+            elif isinstance(event, SourcesFound):
+                cited = event.sources
             elif isinstance(event, TextDelta):
-                answer_msg["content"] += show(event.text)
+                written += event.text
+                answer_msg["content"] = cite_links(show(written), turn_key, cited)
                 yield TurnView(messages)
             elif isinstance(event, SpeechChunk):
                 yield TurnView(messages, audio=event.clip)
@@ -145,7 +200,7 @@ def turn_views(
                 messages.append(
                     {
                         "role": "assistant",
-                        "content": format_sources(event.sources),
+                        "content": format_sources(event.sources, turn_key),
                         "metadata": {"title": f"{SOURCES_TITLE}（{len(event.sources)}）", "status": "done"},
                     }
                 )
@@ -159,8 +214,34 @@ def turn_views(
     yield TurnView(messages)
 
 
-def _status_markdown(assistant: KnowledgeChat) -> str:
-    return f"<sub>状态：{html.escape(assistant.status_line())}</sub>"
+STATUS_LABELS = ("🎤 语音提问", "🔊 语音回复", "🎨 画图")
+
+
+def status_panel(companion: Companion, parts: list[BackendStatus] | None = None) -> str:
+    """What answers, voice in, voice out and drawing: each working, or the one line that turns it on."""
+    chat = companion.chat
+    retriever = chat.retriever
+    index = retriever.index
+    build = chat.dense_build
+    vectors = ""
+    if build is not None and build.index is None and build.total and not build.error:
+        vectors = (
+            f' <progress value="{build.done}" max="{build.total}" aria-label="向量索引构建进度"></progress>'
+            f" 向量索引 {build.done}/{build.total}"
+        )
+    answers = (
+        f"知识库 {len(index.documents)} 条 · 检索 BM25{chat.dense_words()} · 回答 {html.escape(chat.answerer.name)}"
+    )
+    items = [f'<div class="item">✅ <b>📚 回答</b>：{html.escape(answers)}{vectors}</div>']
+    notices = "".join(f'<span class="fix">⚠️ {html.escape(n)}</span>' for n in chat.startup_notices)
+    items[0] = items[0].replace("</div>", notices + "</div>")
+    for label, part in zip(STATUS_LABELS, parts if parts is not None else companion.parts_status(), strict=True):
+        if part.ok:
+            items.append(f'<div class="item">✅ <b>{label}</b>：{html.escape(part.backend or "")}</div>')
+        else:
+            fix = html.escape(part.fix or part.detail)
+            items.append(f'<div class="item">⚪ <b>{label}</b>：未开启<span class="fix">{fix}</span></div>')
+    return f'<div class="wk-status" role="status">{"".join(items)}</div>'
 
 
 def _vectors_building(assistant: KnowledgeChat) -> bool:
@@ -170,33 +251,12 @@ def _vectors_building(assistant: KnowledgeChat) -> bool:
 
 FRAME_S = 0.1  # the microphone streams a frame this often in hands-free mode
 LIVE_LIMIT_S = 4 * 3600  # a hands-free stream ends (and the mic must be clicked again) after this long
-CUT_MARK = "（被打断）"
 # Stops the voice in this tab at once (the server stops sending it when the event is cancelled).
 STOP_VOICE_JS = """(...args) => {
   document.querySelectorAll('#voice audio').forEach((a) => { a.pause(); });
   window.wulewuleVoiceStopped = Date.now();
   return args.length === 1 ? args[0] : args;
 }"""
-# Echo cancellation, noise suppression and gain control on every microphone the page opens, so that
-# the companion's own voice does not cut him off in hands-free mode (see docs/voice.md).
-MIC_HEAD = """<script>
-(() => {
-  const devices = navigator.mediaDevices;
-  if (!devices || !devices.getUserMedia) return;
-  const open = devices.getUserMedia.bind(devices);
-  devices.getUserMedia = async (constraints) => {
-    if (constraints && constraints.audio) {
-      const audio = constraints.audio === true ? {} : { ...constraints.audio };
-      Object.assign(audio, { echoCancellation: true, noiseSuppression: true, autoGainControl: true });
-      constraints = { ...constraints, audio };
-    }
-    const stream = await open(constraints);
-    const track = stream.getAudioTracks()[0];
-    window.wulewuleMic = track ? track.getSettings() : null;
-    return stream;
-  };
-})();
-</script>"""
 
 
 def mark_cut(history: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -273,23 +333,31 @@ class Conversations:
 def build_ui(companion: Companion, settings: Settings) -> gr.Blocks:
     assistant = companion.chat
     conversations = Conversations()
+    parts = companion.parts_status()  # what voice and drawing need does not change while the app runs
     streaming_audio = shutil.which("ffmpeg") is not None  # gradio encodes streamed audio with ffmpeg
     with gr.Blocks(title=TITLE, fill_height=True, delete_cache=(3600, 3600)) as demo:
-        gr.Markdown(f"# {TITLE}\n{INTRO}")
-        status = gr.Markdown(_status_markdown(assistant), elem_id="status")
+        gr.HTML(header_html(TITLE, PROMISE), elem_id="header")
+        with gr.Accordion("状态 · 怎样打开更多功能", open=False, elem_id="status-panel"):
+            status = gr.HTML(status_panel(companion, parts), elem_id="status")
         # While the sentence vectors are built (first launch), the status line follows the progress
         # and the timer stops itself once they are ready.
         status_timer = gr.Timer(2.0, active=_vectors_building(assistant))
 
         def refresh_status() -> tuple[str, gr.Timer]:
-            return _status_markdown(assistant), gr.Timer(active=_vectors_building(assistant))
+            return status_panel(companion, parts), gr.Timer(active=_vectors_building(assistant))
 
         status_timer.tick(refresh_status, outputs=[status, status_timer], show_progress="hidden", queue=False)
         demo.load(refresh_status, outputs=[status, status_timer], show_progress="hidden", queue=False)
         pictures = gr.State([])
         with gr.Tab("对话 Chat"):
+            gr.Markdown(INTRO, elem_id="intro")
             chatbot = gr.Chatbot(
-                label="对话", height=520, buttons=["copy"], elem_id="chatbot", placeholder="天命人，有什么想问的？"
+                label="对话",
+                height=520,
+                buttons=["copy"],
+                elem_id="chatbot",
+                placeholder="天命人，有什么想问的？",
+                avatar_images=AVATARS,
             )
             with gr.Row():
                 box = gr.Textbox(
@@ -336,7 +404,8 @@ def build_ui(companion: Companion, settings: Settings) -> gr.Blocks:
             turn_token = gr.Textbox(visible=False, elem_id="turn-token")
             barge_token = gr.Textbox(visible=False, elem_id="barge-token")
             with gr.Row():
-                stop = gr.Button("停止", variant="stop", elem_id="stop")
+                # Shown only while something runs (an answer, the voice, a picture); Esc presses it.
+                stop = gr.Button("停止", variant="stop", elem_id="stop", visible=False)
                 clear = gr.Button("清空对话", elem_id="clear")
             if settings.app.examples:
                 gr.Examples(examples=[[e] for e in settings.app.examples], inputs=[box], label="试试这些")
@@ -412,17 +481,29 @@ def build_ui(companion: Companion, settings: Settings) -> gr.Blocks:
         outputs = [box, mic, chatbot, voice_out, voice_file, pictures, gallery]
         typed, typed_limit = "typed", settings.app.concurrency_limit
         spoken, spoken_limit = "spoken", settings.app.voice_concurrency_limit
-        submit_evt = box.submit(
-            respond, inputs, outputs, api_name="chat", concurrency_id=typed, concurrency_limit=typed_limit
+        quiet: dict[str, Any] = {"api_visibility": "private", "queue": False, "show_progress": "hidden"}
+
+        def show_stop() -> Any:
+            return gr.Button(visible=True)
+
+        def hide_stop() -> Any:
+            return gr.Button(visible=False)
+
+        # Each turn shows the stop button first, then runs (one listener after the other: no race), then
+        # hides it; a stopped turn is hidden by the stop button itself.
+        typed_turn = {"concurrency_id": typed, "concurrency_limit": typed_limit}
+        spoken_turn = {"concurrency_id": spoken, "concurrency_limit": spoken_limit}
+        submit_evt = box.submit(show_stop, None, stop, **quiet).then(
+            respond, inputs, outputs, api_name="chat", **typed_turn
         )
-        click_evt = send.click(
-            respond, inputs, outputs, api_visibility="private", concurrency_id=typed, concurrency_limit=typed_limit
+        click_evt = send.click(show_stop, None, stop, **quiet).then(
+            respond, inputs, outputs, api_visibility="private", **typed_turn
         )
-        voice_evt = mic.stop_recording(
-            respond, inputs, outputs, api_name="voice", concurrency_id=spoken, concurrency_limit=spoken_limit
+        voice_evt = mic.stop_recording(show_stop, None, stop, **quiet).then(
+            respond, inputs, outputs, api_name="voice", **spoken_turn
         )
-        upload_evt = mic.upload(
-            respond, inputs, outputs, api_visibility="private", concurrency_id=spoken, concurrency_limit=spoken_limit
+        upload_evt = mic.upload(show_stop, None, stop, **quiet).then(
+            respond, inputs, outputs, api_visibility="private", **spoken_turn
         )
 
         hands_free.change(lambda on: gr.Audio(visible=on), hands_free, live_mic, api_visibility="private", queue=False)
@@ -480,7 +561,7 @@ def build_ui(companion: Companion, settings: Settings) -> gr.Blocks:
             api_visibility="private",
         )
         heard_outputs = [chatbot, voice_out, voice_file, pictures, gallery, listening]
-        heard_evt = turn_token.change(
+        heard_evt = turn_token.change(show_stop, None, stop, **quiet).then(
             respond_heard,
             [turn_token, chatbot, speak, pictures],
             heard_outputs,
@@ -500,6 +581,7 @@ def build_ui(companion: Companion, settings: Settings) -> gr.Blocks:
             api_visibility="private",
             queue=False,
         )
+
         def tab_closed(request: gr.Request) -> None:
             conversations.close(request.session_hash)  # nothing of a closed tab's conversation keeps running
 
@@ -517,14 +599,11 @@ def build_ui(companion: Companion, settings: Settings) -> gr.Blocks:
                     return
 
         gr.api(ask_api, api_name="ask")
-        stop.click(
-            None,
-            None,
-            None,
-            cancels=[submit_evt, click_evt, voice_evt, upload_evt, heard_evt],
-            api_visibility="private",
-            js=STOP_VOICE_JS,
-        )
+        work = [submit_evt, click_evt, voice_evt, upload_evt, heard_evt]
+        for event in work:
+            event.then(hide_stop, None, stop, **quiet)
+        cancels: list[dict[str, Any]] = list(work)  # gradio's hints say dict; its Dependency is one
+        stop.click(hide_stop, None, stop, cancels=cancels, js=STOP_VOICE_JS, **quiet)
         clear.click(
             lambda: ([], "", None, None),
             None,
@@ -578,7 +657,9 @@ def launch(settings: Settings, auth_flags: Sequence[str] = ()) -> None:
         footer_links=["api"],
         auth=logins,
         max_file_size=upload_limit(settings),
-        head=MIC_HEAD,
+        theme=wukong_theme(),
+        css=CSS,
+        head=HEAD,
     )
 
 
@@ -615,7 +696,9 @@ def _serve_with_api(
         footer_links=["api"],
         auth=logins,
         max_file_size=upload_limit(settings),
-        head=MIC_HEAD,
+        theme=wukong_theme(),
+        css=CSS,
+        head=HEAD,
     )
     log.info(
         "serving the web app at http://%s:%d/ and the OpenAI-compatible API at /v1 (%s)",
