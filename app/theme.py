@@ -69,11 +69,11 @@ def wukong_theme() -> gr.themes.Base:
         border_color_primary_dark="#3b3227",
         input_background_fill="#fffdf7",
         input_background_fill_dark="#14110f",
-        button_primary_background_fill=GOLD,
-        button_primary_background_fill_hover="#966a20",
+        button_primary_background_fill="#d4a437",
+        button_primary_background_fill_hover="#dfbc63",
         button_primary_background_fill_dark="#d4a437",
         button_primary_background_fill_hover_dark="#dfbc63",
-        button_primary_text_color="#ffffff",
+        button_primary_text_color=INK,
         button_primary_text_color_dark=INK,
         button_secondary_background_fill="#efe4cc",
         button_secondary_background_fill_dark="#2b241d",
@@ -108,7 +108,8 @@ h1, h2, h3, .wk-header h1, #compendium-entry h1, #compendium-entry h2 {{
 .wk-status .item {{ min-width: 12rem; flex: 1 1 14rem; }}
 .wk-status .fix {{ display: block; color: var(--body-text-color-subdued); font-size: 0.8rem; }}
 .wk-status progress {{ width: 8rem; vertical-align: middle; accent-color: {GOLD}; }}
-a.cite {{ color: var(--link-text-color); font-weight: 600; text-decoration: none; cursor: pointer; }}
+a.cite {{ color: #5a3d0f !important; font-weight: 600; text-decoration: none; cursor: pointer; }}
+.dark a.cite {{ color: #f0cf7a !important; }}
 a.cite:hover, a.cite:focus {{ text-decoration: underline; }}
 #cite-pop {{
   position: absolute; z-index: 1000; max-width: min(28rem, 92vw); padding: 0.7rem 0.9rem;
@@ -202,7 +203,27 @@ _KEYS_JS = """
   });
 """
 
-HEAD = "<script>\n(() => {" + _MIC_JS + _CITE_JS + _KEYS_JS + "})();\n</script>"
+_A11Y_JS = """
+  // Gradio 6's own markup, put right for screen readers (checked by axe-core in tests/browser): the
+  // arrow inside a folding chat block is decoration (the block's title is the control), and an empty
+  // component's "Empty value" placeholder needs a role for its label.
+  const mend = () => {
+    document.querySelectorAll('.title[role=button] .arrow button').forEach((b) => {
+      const icon = document.createElement('span');
+      icon.className = b.className;
+      icon.setAttribute('aria-hidden', 'true');
+      icon.innerHTML = b.innerHTML;
+      b.replaceWith(icon);
+    });
+    document.querySelectorAll('.empty[aria-label]:not([role])').forEach((e) => e.setAttribute('role', 'img'));
+  };
+  let queued = false;
+  new MutationObserver(() => {
+    if (!queued) { queued = true; requestAnimationFrame(() => { queued = false; mend(); }); }
+  }).observe(document.documentElement, { childList: true, subtree: true });
+"""
+
+HEAD = "<script>\n(() => {" + _MIC_JS + _CITE_JS + _KEYS_JS + _A11Y_JS + "})();\n</script>"
 
 
 def header_html(title: str, promise: str) -> str:

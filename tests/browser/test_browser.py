@@ -273,3 +273,104 @@ def test_hands_free_talking_over_the_answer_stops_it(barge_in_page: Any, app_url
     page.wait_for_function("document.querySelector('#chatbot').innerText.includes('（被打断）')")
     # ... and the new turn is heard and answered.
     page.wait_for_function("document.querySelector('#chatbot').innerText.split('黑风山').length >= 3")
+
+
+# -- the look ------------------------------------------------------------------------------------
+
+AXE = Path(__file__).resolve().parent / "node_modules" / "axe-core" / "axe.min.js"
+
+
+def rgb(page: Any, selector: str, prop: str) -> str:
+    return page.evaluate(f"getComputedStyle(document.querySelector({selector!r}))[{prop!r}]")
+
+
+def test_the_theme_is_applied(page: Any, app_url: str):
+    page.goto(app_url)
+    page.locator("#header h1").wait_for()
+    assert rgb(page, "body", "backgroundColor") == "rgb(246, 240, 228)"  # warm paper
+    assert "Noto Serif CJK SC" in rgb(page, "#header h1", "fontFamily")  # a Chinese serif for headings
+    assert rgb(page, "#send", "backgroundColor") == "rgb(212, 164, 55)"  # gold
+    page.locator("#speak input").uncheck()
+    ask(page, "红孩儿的父亲是谁？")
+    page.wait_for_function("document.querySelector('#chatbot').innerText.includes('牛魔王')")
+    avatars = page.locator("#chatbot img").evaluate_all("imgs => imgs.map(i => i.getAttribute('src') || '')")
+    assert any("wukong.svg" in a for a in avatars) and any("player.svg" in a for a in avatars)
+
+
+def test_clicking_a_citation_opens_its_passage_in_place(page: Any, app_url: str):
+    page.goto(app_url)
+    page.locator("#speak input").uncheck()
+    ask(page, "黄眉在原著里是谁的童子？")
+    link = page.locator("#chatbot a.cite").first
+    link.wait_for()
+    number = link.inner_text()  # "[2]": the answer's first citation
+    link.click()
+    pop = page.locator("#cite-pop")
+    pop.wait_for()
+    text = pop.inner_text()
+    assert text.startswith(number) and "assets/knowledge/" in text and len(text) > 40
+    page.keyboard.press("Escape")
+    assert page.locator("#cite-pop").count() == 0
+
+
+def test_enter_sends_and_shift_enter_starts_a_new_line(page: Any, app_url: str):
+    page.goto(app_url)
+    page.locator("#speak input").uncheck()
+    box = page.locator("#question textarea")
+    box.click()
+    page.keyboard.type("红孩儿的父亲")
+    page.keyboard.press("Shift+Enter")
+    page.keyboard.type("是谁？")
+    assert box.input_value() == "红孩儿的父亲\n是谁？"
+    page.keyboard.press("Enter")
+    page.wait_for_function("document.querySelector('#chatbot').innerText.includes('牛魔王')")
+    assert box.input_value() == ""
+
+
+def test_the_stop_button_shows_only_while_something_runs_and_esc_presses_it(page: Any, slow_app_url: str):
+    page.goto(slow_app_url)
+    assert not page.locator("#stop").is_visible()
+    ask(page, "黄眉原本是谁的童子？")
+    page.locator("#stop").wait_for(state="visible")
+    page.wait_for_function("document.querySelector('#chatbot').innerText.includes('弥勒佛')")
+    page.keyboard.press("Escape")
+    page.locator("#stop").wait_for(state="hidden")
+    stopped = bot_text(page)
+    page.wait_for_timeout(1500)
+    assert bot_text(page) == stopped and "假雷音寺" not in stopped
+
+
+def test_phone_width_has_no_horizontal_scroll(playwright_instance: Any, app_url: str):
+    browser = launch_browser(playwright_instance)
+    context = browser.new_context(locale="zh-CN", viewport={"width": 390, "height": 844}, is_mobile=True)
+    page = context.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    try:
+        page.goto(app_url)
+        page.locator("#speak input").uncheck()
+        ask(page, "黑熊精在哪里打？怎么打？")
+        page.wait_for_function("document.querySelector('#chatbot').innerText.includes('黑风山')")
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390
+        for control in ("#question textarea", "#mic", "#voice", "#send"):
+            box = page.locator(control).first.bounding_box()
+            assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= 390, control
+    finally:
+        browser.close()
+
+
+def test_no_serious_accessibility_violations(page: Any, app_url: str):
+    assert AXE.is_file(), "axe-core is missing: (cd tests/browser && npm ci)"
+    page.goto(app_url)
+    page.locator("#speak input").uncheck()
+    ask(page, "红孩儿的父亲是谁？")
+    page.wait_for_function("document.querySelector('#chatbot').innerText.includes('牛魔王')")
+    page.add_script_tag(path=str(AXE))
+    page.locator("#chatbot .title[role=button]").first.click()  # the sources block opens and closes as before
+    page.get_by_text("assets/knowledge/", exact=False).first.wait_for()
+    result = page.evaluate("axe.run(document, {resultTypes: ['violations']})")
+    serious = [
+        f"{v['id']} ({v['impact']}): {v['help']} — {[n['target'] for n in v['nodes']][:3]}"
+        for v in result["violations"]
+        if v["impact"] in ("serious", "critical")
+    ]
+    assert not serious, "\n".join(serious)
