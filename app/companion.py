@@ -13,6 +13,7 @@ library becomes a clear message in the chat (naming the command that fixes it), 
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -295,6 +296,7 @@ class Companion:
         lead = f"好嘞，俺老孙这就画！\n\n提示词：{plan.prompt}{notes}"
         yield TextDelta(lead)
         request = drawer.request_for(plan.prompt, negative_prompt=plan.negative_prompt, seed=seed)
+        subjects = self.chat.retriever.index.entities.find(text)
         drawn: Drawn | None = None
         try:
             with closing(drawer.generate(request, cancel=cancel)) as steps:
@@ -302,10 +304,12 @@ class Companion:
                     if isinstance(item, ImageProgress):
                         yield DrawingStep(item.step, item.total)
                     elif isinstance(item, GeneratedImage):
+                        # Who is in the picture, so the 图鉴 can show it with its entry.
+                        extra = {"wulewule_subjects": json.dumps(subjects, ensure_ascii=False)}
                         if output is None:
-                            path = save_png(item, self.settings.image_dir)
+                            path = save_png(item, self.settings.image_dir, extra=extra)
                         else:
-                            path = save_png(item, output.parent, name=output.name)
+                            path = save_png(item, output.parent, name=output.name, extra=extra)
                         req = item.request
                         drawn = Drawn(path, req.prompt, req.negative_prompt, item.seed, item.model, item.lora)
                         yield drawn

@@ -18,6 +18,7 @@ import gradio as gr
 import numpy as np
 
 from app.companion import Companion
+from app.compendium import build_compendium_tab
 from app.config import Settings
 from app.conversation import Conversation, HeardTurn, Interrupt, Listening, TurnReady
 from app.events import (
@@ -349,68 +350,71 @@ def build_ui(companion: Companion, settings: Settings) -> gr.Blocks:
         status_timer.tick(refresh_status, outputs=[status, status_timer], show_progress="hidden", queue=False)
         demo.load(refresh_status, outputs=[status, status_timer], show_progress="hidden", queue=False)
         pictures = gr.State([])
-        with gr.Tab("对话 Chat"):
-            gr.Markdown(INTRO, elem_id="intro")
-            chatbot = gr.Chatbot(
-                label="对话",
-                height=520,
-                buttons=["copy"],
-                elem_id="chatbot",
-                placeholder="天命人，有什么想问的？",
-                avatar_images=AVATARS,
-            )
-            with gr.Row():
-                box = gr.Textbox(
-                    placeholder="问点什么，或者说“画一个雪地里的天命人”",
-                    show_label=False,
-                    scale=8,
-                    max_lines=6,
-                    elem_id="question",
+        with gr.Tabs() as tabs:
+            with gr.Tab("对话 Chat", id="chat"):
+                gr.Markdown(INTRO, elem_id="intro")
+                chatbot = gr.Chatbot(
+                    label="对话",
+                    height=520,
+                    buttons=["copy"],
+                    elem_id="chatbot",
+                    placeholder="天命人，有什么想问的？",
+                    avatar_images=AVATARS,
                 )
-                send = gr.Button("发送", variant="primary", scale=1, elem_id="send")
-            with gr.Row():
-                mic = gr.Audio(
-                    sources=["microphone", "upload"],
-                    type="filepath",
-                    label="🎤 语音提问（录完自动发送）",
-                    elem_id="mic",
-                    scale=3,
-                )
-                with gr.Column(scale=2):
-                    speak = gr.Checkbox(value=settings.tts.voice_replies, label="🔊 语音回复", elem_id="speak")
-                    voice_out = gr.Audio(
-                        label="悟空的回答",
-                        streaming=streaming_audio,
-                        autoplay=True,
-                        interactive=False,
-                        elem_id="voice",
+                with gr.Row():
+                    box = gr.Textbox(
+                        placeholder="问点什么，或者说“画一个雪地里的天命人”",
+                        show_label=False,
+                        scale=8,
+                        max_lines=6,
+                        elem_id="question",
                     )
-                    voice_file = gr.Audio(
-                        label="🔁 完整语音回复（重播 / 下载）", interactive=False, elem_id="voice-file"
+                    send = gr.Button("发送", variant="primary", scale=1, elem_id="send")
+                with gr.Row():
+                    mic = gr.Audio(
+                        sources=["microphone", "upload"],
+                        type="filepath",
+                        label="🎤 语音提问（录完自动发送）",
+                        elem_id="mic",
+                        scale=3,
                     )
-            with gr.Row():
-                hands_free = gr.Checkbox(
-                    value=False, label="🎙️ 对话模式（免按键：说完自动回答，开口即可打断）", elem_id="hands-free"
+                    with gr.Column(scale=2):
+                        speak = gr.Checkbox(value=settings.tts.voice_replies, label="🔊 语音回复", elem_id="speak")
+                        voice_out = gr.Audio(
+                            label="悟空的回答",
+                            streaming=streaming_audio,
+                            autoplay=True,
+                            interactive=False,
+                            elem_id="voice",
+                        )
+                        voice_file = gr.Audio(
+                            label="🔁 完整语音回复（重播 / 下载）", interactive=False, elem_id="voice-file"
+                        )
+                with gr.Row():
+                    hands_free = gr.Checkbox(
+                        value=False, label="🎙️ 对话模式（免按键：说完自动回答，开口即可打断）", elem_id="hands-free"
+                    )
+                    listening = gr.Markdown("", elem_id="listening")
+                live_mic = gr.Audio(
+                    sources=["microphone"],
+                    streaming=True,
+                    label="🎙️ 对话模式：点一次录音，之后一直在听",
+                    elem_id="live-mic",
+                    visible=False,
                 )
-                listening = gr.Markdown("", elem_id="listening")
-            live_mic = gr.Audio(
-                sources=["microphone"],
-                streaming=True,
-                label="🎙️ 对话模式：点一次录音，之后一直在听",
-                elem_id="live-mic",
-                visible=False,
-            )
-            # Set by the microphone's stream handler; their change events start a turn or stop one.
-            turn_token = gr.Textbox(visible=False, elem_id="turn-token")
-            barge_token = gr.Textbox(visible=False, elem_id="barge-token")
-            with gr.Row():
-                # Shown only while something runs (an answer, the voice, a picture); Esc presses it.
-                stop = gr.Button("停止", variant="stop", elem_id="stop", visible=False)
-                clear = gr.Button("清空对话", elem_id="clear")
-            if settings.app.examples:
-                gr.Examples(examples=[[e] for e in settings.app.examples], inputs=[box], label="试试这些")
-        with gr.Tab("画廊 Gallery"):
-            gallery = gr.Gallery(label="画过的天命人", columns=3, height=520, elem_id="gallery")
+                # Set by the microphone's stream handler; their change events start a turn or stop one.
+                turn_token = gr.Textbox(visible=False, elem_id="turn-token")
+                barge_token = gr.Textbox(visible=False, elem_id="barge-token")
+                with gr.Row():
+                    # Shown only while something runs (an answer, the voice, a picture); Esc presses it.
+                    stop = gr.Button("停止", variant="stop", elem_id="stop", visible=False)
+                    clear = gr.Button("清空对话", elem_id="clear")
+                if settings.app.examples:
+                    gr.Examples(examples=[[e] for e in settings.app.examples], inputs=[box], label="试试这些")
+            with gr.Tab("图鉴 Compendium", elem_id="compendium-tab"):
+                build_compendium_tab(assistant, box, settings.image_dir, tabs=tabs, chat_tab="chat")
+            with gr.Tab("画廊 Gallery"):
+                gallery = gr.Gallery(label="画过的天命人", columns=3, height=520, elem_id="gallery")
 
         def stream_turn(
             message: str,

@@ -68,11 +68,14 @@ def new_file_name(result: GeneratedImage) -> str:
     return f"{stamp}-{result.seed}-{secrets.token_hex(3)}.png"
 
 
-def save_png(result: GeneratedImage, out_dir: Path, name: str | None = None) -> Path:
+def save_png(
+    result: GeneratedImage, out_dir: Path, name: str | None = None, extra: dict[str, str] | None = None
+) -> Path:
     """Write the picture with its settings into ``out_dir``; returns the file's path.
 
     ``name`` (a file name the caller chose, e.g. from a command-line flag) is reduced to a plain
-    ``.png`` name inside ``out_dir``; without it a fresh name is generated.
+    ``.png`` name inside ``out_dir``; without it a fresh name is generated. ``extra``: more text chunks
+    (e.g. ``wulewule_subjects``, the knowledge-base entities the request named).
     """
     from PIL import PngImagePlugin
 
@@ -86,7 +89,7 @@ def save_png(result: GeneratedImage, out_dir: Path, name: str | None = None) -> 
     else:
         file_name = new_file_name(result)
     info = PngImagePlugin.PngInfo()
-    for key, value in png_text(result).items():
+    for key, value in {**png_text(result), **(extra or {})}.items():
         info.add_text(key, value)  # falls back to UTF-8 iTXt for text Latin-1 cannot hold
     path = out_dir / file_name
     tmp = path.with_name(f".{path.name}.tmp")

@@ -281,7 +281,8 @@ AXE = Path(__file__).resolve().parent / "node_modules" / "axe-core" / "axe.min.j
 
 
 def rgb(page: Any, selector: str, prop: str) -> str:
-    return page.evaluate(f"getComputedStyle(document.querySelector({selector!r}))[{prop!r}]")
+    page.locator(selector).first.wait_for()
+    return page.locator(selector).first.evaluate(f"(e) => getComputedStyle(e)[{prop!r}]")
 
 
 def test_the_theme_is_applied(page: Any, app_url: str):
@@ -374,3 +375,18 @@ def test_no_serious_accessibility_violations(page: Any, app_url: str):
         if v["impact"] in ("serious", "critical")
     ]
     assert not serious, "\n".join(serious)
+
+
+def test_the_compendium_lists_every_shelf_opens_an_entry_and_asks_about_it(page: Any, app_url: str):
+    page.goto(app_url)
+    page.get_by_role("tab", name=re.compile("图鉴")).click()
+    shelves = page.locator("#compendium-shelf")
+    for label in ("章节", "妖王", "人物", "地点", "法术与变化", "物品", "剧情与结局"):
+        shelves.get_by_text(label, exact=False).first.wait_for()
+    shelves.get_by_text("妖王", exact=False).first.click()
+    page.locator("#compendium-list").get_by_text("黄眉", exact=True).first.click()
+    page.wait_for_function("document.querySelector('#compendium-entry').innerText.includes('小雷音寺')")
+    assert "assets/knowledge/bosses/" in page.locator("#compendium-entry").inner_text()
+    page.locator("#compendium-ask").click()
+    page.wait_for_function("document.querySelector('#question textarea').value.includes('黄眉')")
+    assert page.locator("#question textarea").is_visible()  # back on the chat, the question ready to send
