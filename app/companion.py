@@ -73,6 +73,7 @@ class Companion:
         self._drawer = drawer
         self._drawer_built = drawer is not None
         self._draw_names: dict[str, str] | None = None  # Chinese -> English names for SD prompts
+        self._used: set[str] = set()  # parts whose models have been loaded by a turn
 
     # -- the parts, built on first use ----------------------------------------------------------
 
@@ -140,6 +141,13 @@ class Companion:
             image_status(self.settings.image, REPO_ROOT),
         ]
 
+    def _first_use(self, part: str) -> bool:
+        """True once per part: its model loads now, and the player is told so instead of a silent wait."""
+        with self._lock:
+            first = part not in self._used
+            self._used.add(part)
+            return first
+
     # -- stages ---------------------------------------------------------------------------------
 
     def plan_drawing(self, text: str, drawer: ImageGenerator, refine: bool = True) -> PromptPlan:
@@ -204,6 +212,8 @@ class Companion:
 
             problem = ""
             try:
+                if self._first_use("hear"):
+                    yield Notice("首次使用语音：正在加载语音识别模型，稍等片刻……")
                 transcript = self.hear(audio)
             except AudioError as exc:
                 # Silence, noise, a corrupt file, a recording too long: say so, send nothing on.
@@ -291,6 +301,8 @@ class Companion:
             yield TextDelta(NO_IMAGE_MODEL)
             yield Answer(text, text, NO_IMAGE_MODEL, [], "none", intent="image")
             return
+        if self._first_use("draw"):
+            yield Notice("首次作画：正在加载画图模型，之后会显示每一步的进度……")
         plan = self.plan_drawing(text, drawer, refine=refine)
         notes = "".join(f"\n- {note}" for note in plan.notes)
         lead = f"好嘞，俺老孙这就画！\n\n提示词：{plan.prompt}{notes}"
