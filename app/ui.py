@@ -689,7 +689,8 @@ def _serve_with_api(
     # The parent app's routes come first: FastAPI's docs would shadow gradio's own /openapi.json.
     app = FastAPI(title=TITLE, docs_url=None, redoc_url=None, openapi_url=None)
     backend = companion.chat.answerer.name
-    add_openai_api(app, companion, backend=backend, api_key=api_key, image_dir=settings.image_dir)
+    # The companion's ears, voice and brush are served too, so this app can be another's remote engine.
+    add_openai_api(app, companion, backend=backend, api_key=api_key, image_dir=settings.image_dir, engines=companion)
     app = gr.mount_gradio_app(
         app,
         demo,

@@ -96,6 +96,10 @@ def _whisper_status(settings: AsrSettings, repo_root: Path) -> BackendStatus:
 
 def backend_status(settings: AsrSettings, repo_root: Path) -> BackendStatus:
     """What ``create_recognizer`` would use, without loading anything (cheap enough for ``doctor``)."""
+    if settings.backend == "openai":
+        from modules.asr.openai_asr import openai_status
+
+        return openai_status(settings.openai, f"voice input (asr.backend={settings.backend})")
     if settings.backend == "funasr":
         return _funasr_status(settings, repo_root)
     if settings.backend == "whisper":
@@ -114,7 +118,14 @@ def backend_status(settings: AsrSettings, repo_root: Path) -> BackendStatus:
 
 
 def create_recognizer(settings: AsrSettings, names: Sequence[str], repo_root: Path) -> SpeechRecognizer:
-    """Load the recogniser ``asr.backend`` selects; ModelNotFoundError (with the command) when it is absent."""
+    """Load the recogniser ``asr.backend`` selects; ModelNotFoundError (with the command) when it is absent.
+
+    ``openai`` is a remote server (ValueError naming asr.openai.base_url when that is empty).
+    """
+    if settings.backend == "openai":
+        from modules.asr.openai_asr import OpenAIRecognizer
+
+        return OpenAIRecognizer.from_settings(settings.openai, settings.language)
     status = backend_status(settings, repo_root)
     if status.backend is None:
         raise ModelNotFoundError(status.detail)

@@ -32,9 +32,12 @@ class WhisperSettings(Section):
     model: str = "Systran/faster-whisper-base"  # hub id or local dir (model.bin, config.json, tokenizer.json)
     device: str = "auto"  # auto | cpu | cuda
     compute_type: str = "default"  # default = int8 on CPU, float16 on GPU
-    beam_size: int = Field(5, ge=1, le=20)
+    beam_size: int = Field(2, ge=1, le=20)  # 2 hears the fixtures as well as 5 and decodes faster; 1 hears worse
     cpu_threads: int = Field(0, ge=0)  # 0 = all cores
     prompt: bool = True  # an initial prompt naming the game and its entities
+    prompt_tokens: int = Field(210, ge=0, le=210)  # the prompt's token budget; shorter saves little, hears worse
+    without_timestamps: bool = True  # decode text tokens only (a question is one segment)
+    window_s: float = Field(30, gt=0, le=30)  # encoder window; shorter is 2-5x faster but hears worse
 
 
 class ConversationSettings(Section):
@@ -46,9 +49,20 @@ class ConversationSettings(Section):
     barge_in: bool = True  # the player talking over the answer stops it (voice and text)
 
 
+class OpenAIAsrSettings(Section):
+    """A remote recogniser behind OpenAI's ``POST {base_url}/audio/transcriptions`` (asr.backend=openai)."""
+
+    base_url: str = ""  # the server's /v1 URL, e.g. http://127.0.0.1:8000/v1; empty = not configured
+    model: str = ""  # the model name the server expects (OpenAI: whisper-1); empty = not sent
+    api_key_env: str = "OPENAI_API_KEY"  # name of the environment variable holding the key (unset = no key)
+    connect_timeout: float = Field(5, gt=0)  # seconds to connect
+    read_timeout: float = Field(60, gt=0)  # seconds to wait for the transcription
+
+
 class AsrSettings(Section):
-    # auto: funasr when its model is present, else whisper when present, else voice input says how to get one
-    backend: Literal["auto", "funasr", "whisper"] = "auto"
+    # auto: funasr when its model is present, else whisper when present, else voice input says how to get one;
+    # openai: a remote OpenAI-compatible /audio/transcriptions server (asr.openai), never chosen by auto
+    backend: Literal["auto", "funasr", "whisper", "openai"] = "auto"
     language: Literal["auto", "zh", "en"] = "auto"
     max_seconds: float = Field(60, gt=0)  # longer recordings are refused with a message
     max_upload_mb: float = Field(20, gt=0)  # bigger files are refused before decoding
@@ -58,3 +72,4 @@ class AsrSettings(Section):
     funasr: FunasrSettings = Field(default_factory=FunasrSettings)
     whisper: WhisperSettings = Field(default_factory=WhisperSettings)
     conversation: ConversationSettings = Field(default_factory=ConversationSettings)
+    openai: OpenAIAsrSettings = Field(default_factory=OpenAIAsrSettings)

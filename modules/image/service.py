@@ -26,6 +26,10 @@ def _status(settings: ImageSettings, ok: bool, backend: str, path: Path | None, 
 
 def backend_status(settings: ImageSettings, repo_root: Path) -> BackendStatus:
     """Whether a picture can be drawn, without loading anything heavy."""
+    if settings.backend == "openai":
+        from modules.image.openai_image import openai_status
+
+        return openai_status(settings, f"drawing (image.backend={settings.backend})")
     from modules.image.diffusers_gen import INSTALL_HINT, resolve_lora_file, resolve_model_dir
 
     missing = [name for name in ("diffusers", "torch", "peft") if importlib.util.find_spec(name) is None]
@@ -54,8 +58,13 @@ def create_generator(settings: ImageSettings, repo_root: Path) -> ImageGenerator
 
     backend=diffusers with a missing model or library raises (ModelNotFoundError / ImportError) with the
     fix in the message; a LoRA that is configured but missing raises in both modes, since the player
-    asked for it by name.
+    asked for it by name. backend=openai is a remote server (ValueError naming image.openai.base_url when
+    that is empty).
     """
+    if settings.backend == "openai":
+        from modules.image.openai_image import OpenAIImageGenerator
+
+        return OpenAIImageGenerator.from_settings(settings)
     if settings.backend == "auto":
         status = backend_status(settings, repo_root)
         if not status.ok and status.model_path is None:

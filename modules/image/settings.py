@@ -16,9 +16,22 @@ class LoraSettings(Section):
     trigger_words: str = ""  # empty = read from the LoRA's metadata (ss_tag_frequency / trigger_words)
 
 
+class OpenAIImageSettings(Section):
+    """A remote drawer behind OpenAI's ``POST {base_url}/images/generations`` (image.backend=openai)."""
+
+    base_url: str = ""  # the server's /v1 URL, e.g. http://127.0.0.1:8000/v1; empty = not configured
+    model: str = ""  # the model name the server expects; empty = not sent (the server's default)
+    response_format: Literal["b64_json", "url"] = "b64_json"  # url: the picture is fetched from the URL returned
+    send_seed: bool = False  # also send "seed" (not in OpenAI's API; for servers that take it)
+    api_key_env: str = "OPENAI_API_KEY"  # name of the environment variable holding the key (unset = no key)
+    connect_timeout: float = Field(5, gt=0)  # seconds to connect
+    read_timeout: float = Field(300, gt=0)  # seconds to wait for the picture
+
+
 class ImageSettings(Section):
-    # auto: draw when the base model is present, else answer drawing requests with how to download one
-    backend: Literal["auto", "diffusers"] = "auto"
+    # auto: draw when the base model is present, else answer drawing requests with how to download one;
+    # openai: a remote OpenAI-compatible /images/generations server (image.openai), never chosen by auto
+    backend: Literal["auto", "diffusers", "openai"] = "auto"
     model: str = "stable-diffusion-v1-5/stable-diffusion-v1-5"  # hub id (found in models/) or local dir
     family: Literal["sd15", "sdxl"] = "sd15"
     device: str = "auto"  # auto | cpu | cuda | mps
@@ -39,3 +52,4 @@ class ImageSettings(Section):
     output_dir: Path | None = None  # null = <data_dir>/images
     refine_prompt: bool = True  # let the chat model (when one is configured) polish the SD prompt
     route_with_model: bool = True  # ambiguous requests: ask the chat model whether a picture is wanted
+    openai: OpenAIImageSettings = Field(default_factory=OpenAIImageSettings)

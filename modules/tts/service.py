@@ -69,6 +69,10 @@ def backend_status(settings: TtsSettings, repo_root: Path) -> BackendStatus:
     """What create_synthesizer would build, without loading anything (for the UI and `doctor`)."""
     from modules.tts.espeak_tts import INSTALL_HINT, find_espeak
 
+    if settings.backend == "openai":
+        from modules.tts.openai_tts import openai_status
+
+        return openai_status(settings.openai, f"voice replies (tts.backend={settings.backend})")
     chattts_dir, chattts_why = _chattts_dir(settings, repo_root)
     espeak = find_espeak(settings.espeak.command)
     espeak_why = (
@@ -94,8 +98,13 @@ def create_synthesizer(
     """The configured synthesizer (models load on first use); None in auto mode when none is available.
 
     An explicitly chosen backend that is missing raises (ModelNotFoundError naming tts.chattts.model,
-    EspeakNotFoundError naming the apt package). ``verify_checksums`` is ChatTTS's sha256 check.
+    EspeakNotFoundError naming the apt package; ValueError naming tts.openai.base_url for ``openai`` without
+    one). ``verify_checksums`` is ChatTTS's sha256 check.
     """
+    if settings.backend == "openai":
+        from modules.tts.openai_tts import OpenAISpeechSynthesizer
+
+        return OpenAISpeechSynthesizer.from_settings(settings.openai)
     status = backend_status(settings, repo_root)
     if settings.backend == "chattts" or status.backend == "chattts":
         from modules.tts.chattts_tts import ChatTTSSynthesizer, check_model_dir
