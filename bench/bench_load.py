@@ -152,6 +152,12 @@ def main() -> None:
     parser.add_argument("--draw-share", type=float, default=0.1, help="share of requests that ask for a picture")
     parser.add_argument("--speak", action="store_true", help="ask for voice replies too")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument(
+        "--url",
+        nargs="+",
+        help="run against apps already serving (e.g. the replicas bench/deploy_local.py starts), players spread "
+        "over them in turn; memory is then not sampled (measure each process where it runs)",
+    )
     args = parser.parse_args()
 
     root = Path(tempfile.mkdtemp(prefix="wulewule-load-"))
@@ -167,7 +173,10 @@ def main() -> None:
         sd = build_tiny_sd(root / "sd")
         env |= {"WULEWULE_IMAGE__MODEL": str(sd), "WULEWULE_IMAGE__WIDTH": "64", "WULEWULE_IMAGE__HEIGHT": "64"}
         env |= {"WULEWULE_IMAGE__STEPS": "4", "WULEWULE_IMAGE__SAFETY_CHECKER": "false"}
-    proc, url = start_app(root, env)
+    proc, url = start_app(root, env) if not args.url else (None, args.url[0])
+    urls = args.url or [url]
+    if args.url and os.environ.get("WULEWULE_DEV_WHISPER"):
+        clips = sorted(SPEECH.glob("zh_*.wav"))
     # Warm-up: one request of each kind loads every model (ASR, SD) before the clock and the memory
     # baseline start; growth is then measured from the end of the first quarter of the run.
     from gradio_client import Client
@@ -181,11 +190,14 @@ def main() -> None:
     run = Run()
     stop = threading.Event()
     started = time.time()
-    sampler = threading.Thread(target=sample_memory, args=(proc.pid, run, started, stop), daemon=True)
-    sampler.start()
+    sampler = threading.Thread(
+        target=sample_memory, args=(proc.pid if proc else os.getpid(), run, started, stop), daemon=True
+    )
+    if proc is not None:
+        sampler.start()
     deadline = started + args.seconds
     players = [
-        threading.Thread(target=player, args=(url, run, deadline, args, clips, i), daemon=True)
+        threading.Thread(target=player, args=(urls[i % len(urls)], run, deadline, args, clips, i), daemon=True)
         for i in range(args.sessions)
     ]
     for t in players:
@@ -193,9 +205,10 @@ def main() -> None:
     for t in players:
         t.join(timeout=args.seconds + 600)
     stop.set()
-    sampler.join()
-    proc.terminate()
-    proc.wait(timeout=30)
+    if proc is not None:
+        sampler.join()
+        proc.terminate()
+        proc.wait(timeout=30)
 
     warm = [mb for t, mb in run.memory if t >= args.seconds / 4]
     growth = (warm[-1] - warm[0]) / warm[0] if len(warm) > 1 else 0.0
