@@ -22,7 +22,7 @@ from llm.base import Answerer, ChatModelError, ChatTurn
 from llm.extractive import ExtractiveAnswerer
 from llm.grounded import GroundedAnswerer
 from modules.model_files import ModelLocation, ModelNotFoundError, locate_model
-from modules.rag.dense import BackgroundDense, DenseIndex, dense_dir, load_probes
+from modules.rag.dense import BackgroundDense, ChromaServer, DenseIndex, dense_dir, load_probes
 from modules.rag.embedding import EmbedderUnavailable, load_embedder
 from modules.rag.index import IndexSettings, KnowledgeIndex
 from modules.rag.rerank import CrossEncoderReranker
@@ -141,7 +141,9 @@ class KnowledgeChat:
         index = self.retriever.index
         probes = load_probes(REPO_ROOT / "assets" / "calibration" / "off_topic.txt")
         directory = dense_dir(index.directory, embedder.name)
-        dense = DenseIndex.open(embedder, directory, index.chunks, progress, probes=probes)
+        chroma = rag.chroma
+        server = ChromaServer(chroma.url, chroma.timeout_s, chroma.stale_build_s, chroma.poll_s) if chroma.url else None
+        dense = DenseIndex.open(embedder, directory, index.chunks, progress, probes=probes, server=server)
         self.retriever.dense = dense
         return dense
 
@@ -233,7 +235,12 @@ class KnowledgeChat:
             return BackendStatus(name, False, f"cannot load: {exc}", fix)
         assert embedder is not None
         state = self.dense_build.state if self.dense_build is not None else "vectors built on first use"
-        return BackendStatus(name, True, f"{embedder.name} ({state})")
+        where = f", vectors on {self.settings.rag.chroma.url}" if self.settings.rag.chroma.url else ""
+        if self.dense_build is not None and self.dense_build.error:
+            return BackendStatus(
+                name, False, f"{embedder.name}{where} ({state})", "as the error says (BM25 + aliases answer meanwhile)"
+            )
+        return BackendStatus(name, True, f"{embedder.name}{where} ({state})")
 
     def _llm_status(self) -> BackendStatus:
         llm = self.settings.llm

@@ -33,6 +33,15 @@ class RerankerSettings(ModelSlot):
     top_n: int = Field(20, ge=1)
 
 
+class ChromaSettings(Section):
+    """A shared Chroma server for the sentence vectors (empty url: a local index beside the BM25 one)."""
+
+    url: str = ""  # e.g. http://chroma:8000; replicas pointed at one server share one set of vectors
+    timeout_s: float = Field(30.0, gt=0)  # one request to the server
+    stale_build_s: float = Field(600.0, gt=0)  # a replica's build claim silent this long is taken over
+    poll_s: float = Field(2.0, gt=0)  # how often a replica waiting for another's build looks again
+
+
 class RagSettings(Section):
     chunk_chars: int = Field(320, ge=50, le=4000)
     top_k: int = Field(5, ge=1, le=50)
@@ -40,3 +49,4 @@ class RagSettings(Section):
     rrf_k: int = Field(60, ge=1)
     embedding: EmbeddingSettings = Field(default_factory=EmbeddingSettings)
     reranker: RerankerSettings = Field(default_factory=RerankerSettings)
+    chroma: ChromaSettings = Field(default_factory=ChromaSettings)
