@@ -199,7 +199,7 @@ _KEYS_JS = """
     const pop = document.getElementById('cite-pop');
     if (pop) { pop.remove(); return; }
     const stop = document.querySelector('#stop');
-    if (stop && stop.offsetParent !== null) stop.click();
+    if (stop) stop.click();
   });
 """
 

@@ -407,7 +407,7 @@ def build_ui(companion: Companion, settings: Settings) -> gr.Blocks:
                 barge_token = gr.Textbox(visible=False, elem_id="barge-token")
                 with gr.Row():
                     # Shown only while something runs (an answer, the voice, a picture); Esc presses it.
-                    stop = gr.Button("停止", variant="stop", elem_id="stop", visible=False)
+                    stop = gr.Button("停止", variant="stop", elem_id="stop")
                     clear = gr.Button("清空对话", elem_id="clear")
                 if settings.app.examples:
                     gr.Examples(examples=[[e] for e in settings.app.examples], inputs=[box], label="试试这些")
@@ -487,27 +487,17 @@ def build_ui(companion: Companion, settings: Settings) -> gr.Blocks:
         spoken, spoken_limit = "spoken", settings.app.voice_concurrency_limit
         quiet: dict[str, Any] = {"api_visibility": "private", "queue": False, "show_progress": "hidden"}
 
-        def show_stop() -> Any:
-            return gr.Button(visible=True)
-
-        def hide_stop() -> Any:
-            return gr.Button(visible=False)
-
-        # Each turn shows the stop button first, then runs (one listener after the other: no race), then
-        # hides it; a stopped turn is hidden by the stop button itself.
-        typed_turn = {"concurrency_id": typed, "concurrency_limit": typed_limit}
-        spoken_turn = {"concurrency_id": spoken, "concurrency_limit": spoken_limit}
-        submit_evt = box.submit(show_stop, None, stop, **quiet).then(
-            respond, inputs, outputs, api_name="chat", **typed_turn
+        submit_evt = box.submit(
+            respond, inputs, outputs, api_name="chat", concurrency_id=typed, concurrency_limit=typed_limit
         )
-        click_evt = send.click(show_stop, None, stop, **quiet).then(
-            respond, inputs, outputs, api_visibility="private", **typed_turn
+        click_evt = send.click(
+            respond, inputs, outputs, api_visibility="private", concurrency_id=typed, concurrency_limit=typed_limit
         )
-        voice_evt = mic.stop_recording(show_stop, None, stop, **quiet).then(
-            respond, inputs, outputs, api_name="voice", **spoken_turn
+        voice_evt = mic.stop_recording(
+            respond, inputs, outputs, api_name="voice", concurrency_id=spoken, concurrency_limit=spoken_limit
         )
-        upload_evt = mic.upload(show_stop, None, stop, **quiet).then(
-            respond, inputs, outputs, api_visibility="private", **spoken_turn
+        upload_evt = mic.upload(
+            respond, inputs, outputs, api_visibility="private", concurrency_id=spoken, concurrency_limit=spoken_limit
         )
 
         hands_free.change(lambda on: gr.Audio(visible=on), hands_free, live_mic, api_visibility="private", queue=False)
@@ -565,7 +555,7 @@ def build_ui(companion: Companion, settings: Settings) -> gr.Blocks:
             api_visibility="private",
         )
         heard_outputs = [chatbot, voice_out, voice_file, pictures, gallery, listening]
-        heard_evt = turn_token.change(show_stop, None, stop, **quiet).then(
+        heard_evt = turn_token.change(
             respond_heard,
             [turn_token, chatbot, speak, pictures],
             heard_outputs,
@@ -604,10 +594,8 @@ def build_ui(companion: Companion, settings: Settings) -> gr.Blocks:
 
         gr.api(ask_api, api_name="ask")
         work = [submit_evt, click_evt, voice_evt, upload_evt, heard_evt]
-        for event in work:
-            event.then(hide_stop, None, stop, **quiet)
         cancels: list[dict[str, Any]] = list(work)  # gradio's hints say dict; its Dependency is one
-        stop.click(hide_stop, None, stop, cancels=cancels, js=STOP_VOICE_JS, **quiet)
+        stop.click(None, None, None, cancels=cancels, js=STOP_VOICE_JS, **quiet)
         clear.click(
             lambda: ([], "", None, None),
             None,

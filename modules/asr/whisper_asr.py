@@ -5,14 +5,22 @@ initial prompt that names the game and its most mentioned entities. The prompt i
 a Chinese prompt makes Whisper answer English speech in Chinese, or with the prompt itself. Whisper's own
 VAD is off (the pipeline trims with silero-vad first), and segments that merely repeat the prompt, as
 Whisper does on silence, are dropped.
+
+Cost on a CPU (``asr.whisper``, measured with ``bench/bench_asr.py --sweep``): the encoder reads a 30 s
+window whatever the question's length and is about two thirds of the time; the padding after the clip is
+given to it as silence, as Whisper was trained (faster-whisper pads with zeros, which hears worse).
+Decoding is beam 2 (as accurate as 5 on the fixtures, cheaper), text tokens only, no carried-over text.
+``window_s`` shortens the encoder's window: much faster, but Whisper-base then mishears more names.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+import math
 import re
 import threading
+import time
 import unicodedata
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -37,6 +45,9 @@ WHISPER_RATE = 16000
 PROMPT_HEAD = "以下是关于游戏《黑神话：悟空》的问题，可能提到："
 # Whisper keeps at most 223 tokens of prompt (half its 448-token context); stay under with a margin.
 PROMPT_TOKEN_BUDGET = 210
+FULL_WINDOW_S = 30  # Whisper's own window: faster-whisper pads every clip to 30 s for the encoder
+WINDOW_MARGIN_S = 1.0  # silence after the clip's last sound that a shortened window still holds
+FRAMES_PER_S = 100  # Whisper's mel frames per second of audio
 MAX_NEW_TOKENS = 220
 # Whisper's own filter needs both signals; alone, each separates the fixtures' silence, noise and word fragment
 # (no-speech probability 0.59-0.74) from their questions (at most 0.02).
@@ -132,6 +143,34 @@ def max_new_tokens(seconds: float) -> int:
     return int(min(MAX_NEW_TOKENS, 24 + 10 * seconds))
 
 
+def window_frames(seconds: float, window_s: float) -> int:
+    """Mel frames the encoder reads for a clip this long: the clip plus a margin, at least ``window_s``.
+
+    The encoder's cost grows faster than its input (Whisper-base, 2 cores: about 0.75 s for 30 s, 0.19 s for
+    15 s, 0.11 s for 10 s), but Whisper was trained on 30 s windows and hears worse in shorter ones (CER on
+    the fixtures 0.061 -> 0.086-0.106, bench/README.md). ``window_s`` 30 keeps Whisper's own window.
+    """
+    if window_s >= FULL_WINDOW_S:
+        return FULL_WINDOW_S * FRAMES_PER_S
+    seconds = min(FULL_WINDOW_S, max(window_s, seconds + WINDOW_MARGIN_S))
+    frames = math.ceil(seconds * FRAMES_PER_S)
+    return frames + frames % 2  # the encoder's convolution halves the frames
+
+
+def silence_padded(features: np.ndarray, content: int) -> np.ndarray:
+    """Features whose frames after ``content`` read as silence, as Whisper was trained, not as zeros.
+
+    faster-whisper pads the log-mel features with 0, a middling level on Whisper's scale; OpenAI's Whisper pads
+    the audio with zeros, so its padding reads as the quietest level the clip's scale allows: the loudest
+    log-mel value less 8, and never below log10(1e-10), normalised as (x + 4) / 4. Measured on the fixtures
+    (beam 2): CER after correction 0.071 with zeros, 0.061 with silence, at the same cost.
+    """
+    floor = max(float(features[..., :content].max()) - 2.0, -1.5)
+    padded = np.array(features, dtype=np.float32, copy=True)
+    padded[..., content:] = floor
+    return padded
+
+
 def resolve_device(device: str) -> str:
     """auto -> cuda when CTranslate2 sees a GPU, else cpu."""
     if device != "auto":
@@ -164,21 +203,37 @@ def check_model_dir(path: Path, key: str = "asr.whisper.model") -> None:
         raise RecognitionError(f"{key}: {path} has no tokenizer.json; copy it from the original Whisper model")
 
 
-def _window_caching(base: type[WhisperModel]) -> type[WhisperModel]:
-    """WhisperModel that encodes a 30 s window once even when asked twice.
+def content_frames(features: np.ndarray) -> int:
+    """Frames before faster-whisper's padding (all 80 values exactly 0, which no sound gives)."""
+    sounding = np.flatnonzero(np.any(features.reshape(-1, features.shape[-1]) != 0, axis=0))
+    return int(sounding[-1]) + 1 if sounding.size else 0
 
-    Language detection and decoding each run the encoder on the same padded window, and the encoder is most
-    of the cost of a short question; with the output kept, ``language: auto`` costs one encoder pass, not two.
+
+def _window_caching(base: type[WhisperModel], window_s: float, pad_silence: bool = True) -> type[WhisperModel]:
+    """WhisperModel whose encoder hears silence after the clip, in a window of ``window_s``, once per window.
+
+    faster-whisper hands the encoder 30 s of features: the clip, then zeros. This model fills the padding
+    with the clip's silence level (``silence_padded``) and, with ``window_s`` under 30, cuts the window to
+    the clip plus a margin (``window_frames``). Language detection and decoding each run the encoder on the
+    same window, and the encoder is most of the cost of a short question; with the output kept,
+    ``language: auto`` costs one encoder pass, not two. ``encoder_seconds`` adds up the encoder's wall time.
     """
 
     class WindowCachingWhisperModel(base):
         _last_window: tuple[bytes, Any] | None = None
+        encoder_seconds = 0.0
 
         def encode(self, features: np.ndarray) -> Any:
+            content = content_frames(features)
+            features = features[..., : window_frames(content / FRAMES_PER_S, window_s)]
+            if pad_silence and 0 < content < features.shape[-1]:
+                features = silence_padded(features, content)
             key = hashlib.blake2b(np.ascontiguousarray(features).tobytes(), digest_size=16).digest()
             if self._last_window is not None and self._last_window[0] == key:
                 return self._last_window[1]
+            started = time.perf_counter()
             output = super().encode(features)
+            self.encoder_seconds += time.perf_counter() - started
             self._last_window = (key, output)
             return output
 
@@ -198,17 +253,30 @@ class WhisperRecognizer:
         language: str = "auto",
         device: str = "auto",
         compute_type: str = "default",
-        beam_size: int = 5,
+        beam_size: int = 2,
         cpu_threads: int = 0,
         use_prompt: bool = True,
+        prompt_tokens: int = PROMPT_TOKEN_BUDGET,
+        without_timestamps: bool = True,
+        window_s: float = FULL_WINDOW_S,
+        pad_silence: bool = True,
     ) -> None:
-        """Load the model; ``names`` (most important first) feed the Chinese prompt."""
+        """Load the model; ``names`` (most important first) feed the Chinese prompt.
+
+        ``prompt_tokens``: the prompt's token budget. ``without_timestamps``: decode text tokens only.
+        ``window_s``: the shortest encoder window (``window_frames``); 30 = Whisper's own. ``pad_silence``
+        False keeps faster-whisper's zero padding (for comparison in bench/bench_asr.py).
+        """
         if language not in ("auto", *LANGUAGES):
             raise ValueError(f"asr.language must be auto, zh or en (got {language!r})")
         if beam_size < 1:
             raise ValueError(f"asr.whisper.beam_size must be at least 1 (got {beam_size})")
         if cpu_threads < 0:
             raise ValueError(f"asr.whisper.cpu_threads must be 0 (all cores) or more (got {cpu_threads})")
+        if not 0 <= prompt_tokens <= PROMPT_TOKEN_BUDGET:
+            raise ValueError(f"asr.whisper.prompt_tokens must be 0 to {PROMPT_TOKEN_BUDGET} (got {prompt_tokens})")
+        if not 0 < window_s <= FULL_WINDOW_S:
+            raise ValueError(f"asr.whisper.window_s must be above 0 and at most {FULL_WINDOW_S} (got {window_s})")
         check_model_dir(model_dir)
         try:
             from faster_whisper import WhisperModel
@@ -219,7 +287,9 @@ class WhisperRecognizer:
         self.device = resolve_device(device)
         self.compute_type = resolve_compute_type(compute_type, self.device)
         self.beam_size = beam_size
-        model_class = _window_caching(WhisperModel)
+        self.without_timestamps = without_timestamps
+        self.window_s = window_s
+        model_class = _window_caching(WhisperModel, window_s, pad_silence)
         try:
             self._model: WhisperModel = model_class(
                 str(model_dir), device=self.device, compute_type=self.compute_type, cpu_threads=cpu_threads
@@ -236,7 +306,7 @@ class WhisperRecognizer:
             self._model = model_class(
                 str(model_dir), device="cpu", compute_type=self.compute_type, cpu_threads=cpu_threads
             )
-        self.prompt = build_prompt(names, self._count_tokens) if use_prompt else None
+        self.prompt = build_prompt(names, self._count_tokens, budget=prompt_tokens) if use_prompt else None
         self._lock = threading.Lock()
 
     @classmethod
@@ -253,7 +323,15 @@ class WhisperRecognizer:
             beam_size=settings.beam_size,
             cpu_threads=settings.cpu_threads,
             use_prompt=settings.prompt,
+            prompt_tokens=settings.prompt_tokens,
+            without_timestamps=settings.without_timestamps,
+            window_s=settings.window_s,
         )
+
+    @property
+    def encoder_seconds(self) -> float:
+        """Wall seconds spent in Whisper's encoder since loading (benchmarks split the cost with it)."""
+        return float(getattr(self._model, "encoder_seconds", 0.0))
 
     def _count_tokens(self, text: str) -> int:
         return len(self._model.hf_tokenizer.encode(" " + text, add_special_tokens=False).ids)
@@ -287,6 +365,9 @@ class WhisperRecognizer:
                 language=language,
                 beam_size=self.beam_size,
                 initial_prompt=prompt,
+                # A question is one segment: no timestamp tokens to decode.
+                without_timestamps=self.without_timestamps,
+                # The pipeline trimmed and cut the clip with silero-vad already.
                 vad_filter=False,
                 # Each question stands alone; carrying text forward is how long audio falls into loops.
                 condition_on_previous_text=False,

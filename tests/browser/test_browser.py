@@ -233,7 +233,7 @@ def start_hands_free(page: Any, url: str) -> None:
 
 @pytest.fixture
 def hands_free_page(playwright_instance: Any, tmp_path: Path) -> Iterator[Any]:
-    wav = looped_mic_wav(SPEECH / "zh_01.wav", tmp_path / "hands_free.wav", lead_s=1.5, tail_s=30)
+    wav = looped_mic_wav(SPEECH / "zh_01.wav", tmp_path / "hands_free.wav", lead_s=1.5, tail_s=8)
     browser, page = fake_mic_page(playwright_instance, wav)
     yield page
     browser.close()
@@ -328,14 +328,12 @@ def test_enter_sends_and_shift_enter_starts_a_new_line(page: Any, app_url: str):
     assert box.input_value() == ""
 
 
-def test_the_stop_button_shows_only_while_something_runs_and_esc_presses_it(page: Any, slow_app_url: str):
+def test_esc_stops_the_answer_like_the_stop_button(page: Any, slow_app_url: str):
     page.goto(slow_app_url)
-    assert not page.locator("#stop").is_visible()
     ask(page, "黄眉原本是谁的童子？")
-    page.locator("#stop").wait_for(state="visible")
     page.wait_for_function("document.querySelector('#chatbot').innerText.includes('弥勒佛')")
     page.keyboard.press("Escape")
-    page.locator("#stop").wait_for(state="hidden")
+    page.wait_for_timeout(300)
     stopped = bot_text(page)
     page.wait_for_timeout(1500)
     assert bot_text(page) == stopped and "假雷音寺" not in stopped

@@ -12,15 +12,18 @@ from modules.asr.base import RecognitionError
 from modules.asr.chinese import han_count, to_simplified
 from modules.asr.metrics import cer, mean_rate
 from modules.asr.recognize import NoSpeechError, SpeechPipeline
-from modules.asr.settings import AsrSettings
+from modules.asr.settings import AsrSettings, WhisperSettings
 from modules.asr.whisper_asr import (
     PROMPT_HEAD,
     WhisperRecognizer,
     build_prompt,
     check_model_dir,
+    content_frames,
     is_prompt_echo,
     max_new_tokens,
     resolve_compute_type,
+    silence_padded,
+    window_frames,
 )
 from modules.audio_types import AudioClip
 from tests.modules.asr.conftest import REPO, fixture, manifest
@@ -139,7 +142,14 @@ def test_not_a_model_directory(tmp_path):
 
 @pytest.mark.parametrize(
     ("kwargs", "message"),
-    [({"language": "fr"}, "asr.language"), ({"beam_size": 0}, "beam_size"), ({"cpu_threads": -1}, "cpu_threads")],
+    [
+        ({"language": "fr"}, "asr.language"),
+        ({"beam_size": 0}, "beam_size"),
+        ({"cpu_threads": -1}, "cpu_threads"),
+        ({"prompt_tokens": 300}, "prompt_tokens"),
+        ({"window_s": 0}, "window_s"),
+        ({"window_s": 31}, "window_s"),
+    ],
 )
 def test_bad_settings(tmp_path, kwargs, message):
     with pytest.raises(ValueError, match=message):
@@ -164,3 +174,66 @@ def test_language_detection_reuses_the_encoder_pass(whisper_dir, monkeypatch):
     segments = list(recognizer.segments(load_audio(fixture("en_02.wav"), 60)))
     assert segments and segments[0].language == "en"
     assert len(passes) == 1
+
+
+def test_encoder_window_is_the_clip_plus_a_margin_within_whisper_s():
+    assert window_frames(2.5, 30) == 3000  # Whisper's own window
+    assert window_frames(2.5, 10) == 1000  # at least window_s
+    assert window_frames(12.0, 10) == 1300  # the clip and a second of silence
+    assert window_frames(29.5, 10) == 3000  # never more than 30 s
+    assert window_frames(2.005, 2) % 2 == 0  # the encoder's convolution halves the frames
+
+
+def test_padding_reads_as_the_clips_silence():
+    features = np.zeros((80, 3000), dtype=np.float32)
+    features[:, :250] = np.linspace(-0.6, 1.4, 250, dtype=np.float32)  # 2.5 s of sound; faster-whisper pads 0
+    assert content_frames(features) == 250
+    assert content_frames(features[None]) == 250
+    assert content_frames(np.zeros((80, 3000), dtype=np.float32)) == 0
+    padded = silence_padded(features, 250)
+    assert np.allclose(padded[:, 250:], 1.4 - 2.0)  # the loudest value less 8 on log10, normalised
+    assert np.array_equal(padded[:, :250], features[:, :250]) and features[0, 300] == 0  # a copy
+    assert silence_padded(np.full((80, 10), -1.4, dtype=np.float32), 5)[0, 9] == -1.5  # never below 1e-10
+
+
+def test_the_settings_reach_faster_whisper(whisper_dir, vocabulary, monkeypatch):
+    """beam_size, without_timestamps and the prompt budget from asr.whisper arrive in transcribe; the encoder
+    reads the window asked for, padded with silence."""
+    from faster_whisper import WhisperModel
+
+    calls: list[dict] = []
+    windows: list[tuple[int, float]] = []
+    transcribe, encode = WhisperModel.transcribe, WhisperModel.encode
+
+    def spy_transcribe(self, audio, **kwargs):
+        calls.append(kwargs)
+        return transcribe(self, audio, **kwargs)
+
+    def spy_encode(self, features):
+        windows.append((features.shape[-1], float(features[..., -1].max())))
+        return encode(self, features)
+
+    monkeypatch.setattr(WhisperModel, "transcribe", spy_transcribe)
+    monkeypatch.setattr(WhisperModel, "encode", spy_encode)
+    settings = WhisperSettings(beam_size=3, without_timestamps=True, prompt_tokens=60, window_s=8, cpu_threads=2)
+    recognizer = WhisperRecognizer.from_settings(settings, whisper_dir, vocabulary, "zh")
+    segments = list(recognizer.segments(load_audio(fixture("zh_05.wav"), 60)))
+    assert segments and han_count(segments[0].text) >= 5
+    (kwargs,) = calls
+    assert kwargs["beam_size"] == 3 and kwargs["without_timestamps"] is True
+    assert kwargs["vad_filter"] is False and kwargs["condition_on_previous_text"] is False
+    assert recognizer.prompt is not None and kwargs["initial_prompt"] == recognizer.prompt
+    assert recognizer._count_tokens(recognizer.prompt) <= 60
+    (window,) = windows
+    assert window[0] == 800  # 2.3 s of speech in the 8 s window asked for
+    assert window[1] < -0.4  # the padding is silence, not faster-whisper's zeros
+    assert recognizer.encoder_seconds > 0
+
+
+def test_default_settings_match_the_shipped_config():
+    """WhisperSettings' defaults and configs/default.yaml's asr.whisper section say the same."""
+    import yaml
+
+    shipped = yaml.safe_load((REPO / "configs" / "default.yaml").read_text(encoding="utf-8"))["asr"]["whisper"]
+    assert WhisperSettings(**shipped) == WhisperSettings()
+    assert {"beam_size", "prompt_tokens", "without_timestamps", "window_s"} <= set(shipped)
