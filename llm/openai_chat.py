@@ -18,10 +18,10 @@ from typing import Any
 import httpx
 
 from llm.base import ChatModelError, ChatTurn
+from modules.openai_http import error_text, excerpt
 
 log = logging.getLogger(__name__)
 
-_EXCERPT_CHARS = 300
 _BODY_BYTES = 4096
 
 
@@ -30,28 +30,6 @@ class ChatServerUnreachableError(ChatModelError):
 
     Raised only before the first piece of text, so a caller may restart the server and try again.
     """
-
-
-def _excerpt(text: str, limit: int = _EXCERPT_CHARS) -> str:
-    flat = " ".join(text.split())
-    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
-
-
-def _error_text(body: bytes) -> str:
-    """The useful part of an error body: the message of an OpenAI-style error object, else the raw text."""
-    text = body.decode("utf-8", errors="replace")
-    try:
-        data = json.loads(text)
-    except ValueError:
-        return _excerpt(text) or "(empty body)"
-    if isinstance(data, dict):
-        for key in ("error", "detail", "message"):
-            value = data.get(key)
-            if isinstance(value, dict) and isinstance(value.get("message"), str):
-                return _excerpt(value["message"])
-            if isinstance(value, str):
-                return _excerpt(value)
-    return _excerpt(text)
 
 
 class OpenAIChatModel:
@@ -130,7 +108,7 @@ class OpenAIChatModel:
         except (ValueError, KeyError, TypeError):
             raise ChatModelError(
                 f"{self.name}: {url} did not answer with an OpenAI model list "
-                f"({_excerpt(response.text, 120)!r}); is {self._url_key} the server's /v1 URL?"
+                f"({excerpt(response.text, 120)!r}); is {self._url_key} the server's /v1 URL?"
             ) from None
 
     def health(self) -> bool:
@@ -215,7 +193,7 @@ class OpenAIChatModel:
                 # vLLM and llama.cpp report failures after the 200 as an error event.
                 raise ChatModelError(
                     f"{self.name}: the chat server at {self.base_url} reported an error mid-answer: "
-                    f"{_error_text(data.encode())}"
+                    f"{error_text(data.encode())}"
                 )
             choices = chunk.get("choices")
             if not isinstance(choices, list):
@@ -252,7 +230,7 @@ class OpenAIChatModel:
         )
 
     def _status_error(self, status: int, body: bytes, url: str) -> ChatModelError:
-        said = _error_text(body)
+        said = error_text(body)
         if status in (401, 403):
             key = "the API key sent was refused" if self._has_key else "no API key was sent"
             return ChatModelError(
@@ -270,7 +248,7 @@ class OpenAIChatModel:
     def _malformed(self, what: str, line: str) -> ChatModelError:
         return ChatModelError(
             f"{self.name}: the chat server at {self.base_url} sent a malformed stream ({what}: "
-            f"{_excerpt(line, 120)!r}); is it an OpenAI-compatible /v1 endpoint?"
+            f"{excerpt(line, 120)!r}); is it an OpenAI-compatible /v1 endpoint?"
         )
 
     def _died_error(self, got_text: bool, exc: Exception | None) -> ChatModelError:

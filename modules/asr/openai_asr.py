@@ -27,6 +27,7 @@ from modules.asr.audio import TARGET_RATE, frame_16k
 from modules.asr.base import RecognitionError, TranscriptSegment
 from modules.asr.chinese import han_count, to_simplified
 from modules.audio_types import AudioClip
+from modules.openai_http import error_text, excerpt
 from modules.status import BackendStatus
 
 if TYPE_CHECKING:
@@ -34,31 +35,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-_EXCERPT_CHARS = 300
 _LANGUAGES = {"zh": "zh", "chinese": "zh", "mandarin": "zh", "en": "en", "english": "en"}
 _URL_KEY = "asr.openai.base_url"
-
-
-def _excerpt(text: str, limit: int = _EXCERPT_CHARS) -> str:
-    flat = " ".join(text.split())
-    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
-
-
-def _error_text(body: bytes) -> str:
-    """The useful part of an error body: the message of an OpenAI-style error object, else the raw text."""
-    text = body.decode("utf-8", errors="replace")
-    try:
-        data = json.loads(text)
-    except ValueError:
-        return _excerpt(text) or "(empty body)"
-    if isinstance(data, dict):
-        for key in ("error", "detail", "message"):
-            value = data.get(key)
-            if isinstance(value, dict) and isinstance(value.get("message"), str):
-                return _excerpt(value["message"])
-            if isinstance(value, str):
-                return _excerpt(value)
-    return _excerpt(text)
 
 
 def wav_16k(audio: AudioClip) -> bytes:
@@ -207,7 +185,7 @@ class OpenAIRecognizer:
         if not isinstance(data, dict) or not isinstance(data.get("text"), str):
             raise RecognitionError(
                 f"{self.name} speech recognition: {self.url} did not answer with a transcription "
-                f"({_excerpt(body.decode('utf-8', errors='replace'), 120)!r}); is {_URL_KEY} the /v1 URL of an "
+                f"({excerpt(body.decode('utf-8', errors='replace'), 120)!r}); is {_URL_KEY} the /v1 URL of an "
                 "OpenAI-compatible server?"
             )
         heard = data.get("language")
@@ -230,7 +208,7 @@ class OpenAIRecognizer:
         )
 
     def _status_error(self, status: int, body: bytes) -> RecognitionError:
-        said = _error_text(body)
+        said = error_text(body)
         if status in (401, 403):
             key = "the API key sent was refused" if self._has_key else "no API key was sent"
             return RecognitionError(

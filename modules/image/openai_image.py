@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from modules.image.base import GeneratedImage, ImageGenerationError, ImageProgress, ImageRequest
+from modules.openai_http import error_text, excerpt
 from modules.status import BackendStatus
 
 if TYPE_CHECKING:
@@ -41,31 +42,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-_EXCERPT_CHARS = 300
 _URL_KEY = "image.openai.base_url"
 _WATCH_S = 0.05  # how often a request in flight looks at the cancel event
-
-
-def _excerpt(text: str, limit: int = _EXCERPT_CHARS) -> str:
-    flat = " ".join(text.split())
-    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
-
-
-def _error_text(body: bytes) -> str:
-    """The useful part of an error body: the message of an OpenAI-style error object, else the raw text."""
-    text = body.decode("utf-8", errors="replace")
-    try:
-        data = json.loads(text)
-    except ValueError:
-        return _excerpt(text) or "(empty body)"
-    if isinstance(data, dict):
-        for key in ("error", "detail", "message"):
-            value = data.get(key)
-            if isinstance(value, dict) and isinstance(value.get("message"), str):
-                return _excerpt(value["message"])
-            if isinstance(value, str):
-                return _excerpt(value)
-    return _excerpt(text)
 
 
 class _Aborter:
@@ -294,7 +272,7 @@ class OpenAIImageGenerator:
             data = None
         if isinstance(data, dict) and data.get("error"):
             raise ImageGenerationError(f"{self.name} drawing: the image server at {self.base_url} reported an error: "
-                                       f"{_error_text(body)}")  # fmt: skip
+                                       f"{error_text(body)}")  # fmt: skip
         items = data.get("data") if isinstance(data, dict) else None
         first = items[0] if isinstance(items, list) and items else None
         if not isinstance(first, dict):
@@ -343,7 +321,7 @@ class OpenAIImageGenerator:
         )
 
     def _status_error(self, status: int, body: bytes, url: str) -> ImageGenerationError:
-        said = _error_text(body)
+        said = error_text(body)
         if status in (401, 403):
             key = "the API key sent was refused" if self._api_key else "no API key was sent"
             return ImageGenerationError(
@@ -359,7 +337,7 @@ class OpenAIImageGenerator:
         return ImageGenerationError(f"{self.name} drawing: {url} answered HTTP {status}: {said}")
 
     def _malformed(self, what: str, body: bytes) -> ImageGenerationError:
-        text = _excerpt(body.decode("utf-8", errors="replace"), 120)
+        text = excerpt(body.decode("utf-8", errors="replace"), 120)
         return ImageGenerationError(
             f"{self.name} drawing: {self.url} did not answer with a picture ({what}: {text!r}); is {_URL_KEY} the "
             "/v1 URL of an OpenAI-compatible image server?"

@@ -15,7 +15,6 @@ server's URL, the config key and what to do.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import struct
@@ -27,6 +26,7 @@ import httpx
 import numpy as np
 
 from modules.audio_types import AudioClip
+from modules.openai_http import error_text
 from modules.status import BackendStatus
 from modules.tts.base import SpeechSynthesisError
 
@@ -35,33 +35,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-_EXCERPT_CHARS = 300
 _BODY_BYTES = 4096
 _HEADER_BYTES = 65536  # a WAV header longer than this (before its data chunk) is not one a server sends
 _URL_KEY = "tts.openai.base_url"
 _UNKNOWN_SIZES = (0, 0xFFFFFFFF)  # what streaming servers write for a data size they do not know yet
-
-
-def _excerpt(text: str, limit: int = _EXCERPT_CHARS) -> str:
-    flat = " ".join(text.split())
-    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
-
-
-def _error_text(body: bytes) -> str:
-    """The useful part of an error body: the message of an OpenAI-style error object, else the raw text."""
-    text = body.decode("utf-8", errors="replace")
-    try:
-        data = json.loads(text)
-    except ValueError:
-        return _excerpt(text) or "(empty body)"
-    if isinstance(data, dict):
-        for key in ("error", "detail", "message"):
-            value = data.get(key)
-            if isinstance(value, dict) and isinstance(value.get("message"), str):
-                return _excerpt(value["message"])
-            if isinstance(value, str):
-                return _excerpt(value)
-    return _excerpt(text)
 
 
 class MalformedAudioError(ValueError):
@@ -343,7 +320,7 @@ class OpenAISpeechSynthesizer:
                 raise self._status_error(response.status_code, self._head(response))
             kind = response.headers.get("content-type", "").split(";")[0].strip().lower()
             if kind == "application/json" or kind.startswith("text/"):
-                raise self._malformed(f"it answered with {kind}, not audio: {_error_text(self._head(response))}")
+                raise self._malformed(f"it answered with {kind}, not audio: {error_text(self._head(response))}")
             yield response
         finally:
             response.close()
@@ -377,7 +354,7 @@ class OpenAISpeechSynthesizer:
         )
 
     def _status_error(self, status: int, body: bytes) -> SpeechSynthesisError:
-        said = _error_text(body)
+        said = error_text(body)
         if status in (401, 403):
             key = "the API key sent was refused" if self._has_key else "no API key was sent"
             return SpeechSynthesisError(
