@@ -1,9 +1,10 @@
 """The look: ink black and warm paper with gold, a Chinese serif for headings, light and dark.
 
 Everything the browser gets besides Gradio's own: the theme (``wukong_theme``), the CSS (``CSS``) and the
-page head (``HEAD``): the microphone's echo cancellation, clickable citations, Esc to stop. No web fonts
-are fetched (the app works offline): the font stacks name the CJK fonts players have (Noto/Source Han,
-PingFang, Microsoft YaHei, Songti) and fall back to the system's.
+page head (``HEAD``): the microphone's echo cancellation, clickable citations, Esc to stop, the stop
+button shown only while something runs. No web fonts are fetched (the app works offline): the font
+stacks name the CJK fonts players have (Noto/Source Han, PingFang, Microsoft YaHei, Songti) and fall
+back to the system's.
 """
 
 from __future__ import annotations
@@ -203,6 +204,30 @@ _KEYS_JS = """
   });
 """
 
+_BUSY_JS = """
+  // The stop button shows only while something runs. An answer, spoken or typed, a hands-free turn and
+  // a picture all write the whole-reply file (#voice-file), so its progress overlay is up exactly while a
+  // turn is queued or running (Gradio hides it when the turn ends, fails or is cancelled); after that the
+  // voice may still be playing in this tab. Esc presses the button either way.
+  const voicePlaying = () => [...document.querySelectorAll('#voice audio, #voice-file audio')].some(
+    (a) => !a.paused && !a.ended && a.readyState >= 2);  // an autoplay player with nothing loaded is not playing
+  const busyNow = () => Boolean(document.querySelector('#voice-file .wrap:not(.hide)')) || voicePlaying();
+  // Set on the button itself (Gradio scopes the app's CSS to its container, so a body class would not
+  // reach it); it keeps its place, so 清空对话 does not jump.
+  const showBusy = () => {
+    const stop = document.querySelector('#stop');
+    const want = busyNow() ? 'visible' : 'hidden';
+    if (stop && stop.style.visibility !== want) stop.style.visibility = want;
+  };
+  let busyQueued = false;
+  const busyLater = () => {
+    if (!busyQueued) { busyQueued = true; requestAnimationFrame(() => { busyQueued = false; showBusy(); }); }
+  };
+  new MutationObserver(busyLater).observe(document.documentElement, {
+    subtree: true, childList: true, attributes: true, attributeFilter: ['class'] });
+  ['play', 'playing', 'pause', 'ended', 'emptied'].forEach((name) => document.addEventListener(name, busyLater, true));
+"""
+
 _A11Y_JS = """
   // Gradio 6's own markup, put right for screen readers (checked by axe-core in tests/browser): the
   // arrow inside a folding chat block is decoration (the block's title is the control), and an empty
@@ -223,7 +248,7 @@ _A11Y_JS = """
   }).observe(document.documentElement, { childList: true, subtree: true });
 """
 
-HEAD = "<script>\n(() => {" + _MIC_JS + _CITE_JS + _KEYS_JS + _A11Y_JS + "})();\n</script>"
+HEAD = "<script>\n(() => {" + _MIC_JS + _CITE_JS + _KEYS_JS + _BUSY_JS + _A11Y_JS + "})();\n</script>"
 
 
 def header_html(title: str, promise: str) -> str:

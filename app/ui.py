@@ -406,7 +406,8 @@ def build_ui(companion: Companion, settings: Settings) -> gr.Blocks:
                 turn_token = gr.Textbox(visible=False, elem_id="turn-token")
                 barge_token = gr.Textbox(visible=False, elem_id="barge-token")
                 with gr.Row():
-                    # Shown only while something runs (an answer, the voice, a picture); Esc presses it.
+                    # Shown only while something runs (an answer, the voice, a picture: app/theme.py's
+                    # _BUSY_JS); Esc presses it.
                     stop = gr.Button("停止", variant="stop", elem_id="stop")
                     clear = gr.Button("清空对话", elem_id="clear")
                 if settings.app.examples:
@@ -562,7 +563,8 @@ def build_ui(companion: Companion, settings: Settings) -> gr.Blocks:
             api_visibility="private",
             concurrency_id=spoken,
             concurrency_limit=spoken_limit,
-            show_progress="hidden",
+            show_progress="minimal",
+            show_progress_on=voice_file,  # only there: the page's stop button follows it (app/theme.py)
         )
         # Barge-in: the voice stops in the browser at once, the answer's event is cancelled, and the
         # interrupted answer stays in the chat, marked as cut.

@@ -328,6 +328,36 @@ def test_enter_sends_and_shift_enter_starts_a_new_line(page: Any, app_url: str):
     assert box.input_value() == ""
 
 
+def test_the_stop_button_shows_only_while_something_runs(page: Any, slow_app_url: str):
+    page.goto(slow_app_url)
+    stop = page.locator("#stop")
+    page.wait_for_timeout(500)
+    assert not stop.is_visible()  # nothing runs yet
+    ask(page, "黄眉原本是谁的童子？")
+    page.wait_for_function("document.querySelector('#chatbot').innerText.includes('弥勒佛')")
+    assert stop.is_visible()
+    stop.click()
+    stop.wait_for(state="hidden", timeout=15_000)  # stopped: nothing runs
+    ask(page, "红孩儿的父亲是谁？")
+    stop.wait_for(state="visible", timeout=15_000)
+    page.wait_for_function("document.querySelector('#chatbot').innerText.split('假雷音寺').length >= 2")
+    stop.wait_for(state="hidden", timeout=10_000)  # the answer ended by itself
+
+
+def test_the_stop_button_stays_while_the_voice_plays_and_stops_it(page: Any, app_url: str):
+    page.goto(app_url)
+    stop = page.locator("#stop")
+    ask(page, "红孩儿的父亲是谁？")
+    page.wait_for_function("document.querySelector('#chatbot').innerText.includes('牛魔王')")
+    # The answer is written and its event is over, but Wukong is still speaking it.
+    page.wait_for_function("!document.querySelector('#voice-file .wrap:not(.hide)')")
+    page.wait_for_function("[...document.querySelectorAll('#voice audio')].some(a => !a.paused && a.currentTime > 0)")
+    assert stop.is_visible()
+    stop.click()
+    stop.wait_for(state="hidden", timeout=5_000)
+    assert page.evaluate("[...document.querySelectorAll('#voice audio')].every(a => a.paused)")
+
+
 def test_esc_stops_the_answer_like_the_stop_button(page: Any, slow_app_url: str):
     page.goto(slow_app_url)
     ask(page, "黄眉原本是谁的童子？")
