@@ -20,7 +20,7 @@ import pytest
 from fastapi import FastAPI
 
 from app.companion import Companion
-from app.events import Answer, Drawn, Source, SourcesFound, TextDelta, TurnEvent
+from app.events import Answer, Drawn, Notice, Source, SourcesFound, SpeechChunk, TextDelta, TurnEvent, collect
 from app.knowledge_chat import KnowledgeChat
 from app.openai_api import (
     ApiError,
@@ -776,6 +776,55 @@ def test_a_client_that_leaves_stops_the_drawing(tmp_path: Path):
             httpx.post(url + "/v1/images/generations", json={"prompt": "猴子"}, timeout=0.5)
         assert drawer.stopped.wait(5), "the drawing should stop when the client goes away"
     assert drawer.steps < 100
+
+
+# one app as another's engines
+
+
+def front_settings(root: Path, engine_url: str):
+    """An app that hears, speaks and draws through another app's /v1 (asr/tts/image.backend=openai)."""
+    sets = []
+    for part, model in (("asr", "wulewule-asr"), ("tts", "wulewule-tts"), ("image", "wulewule-image")):
+        sets += [f"{part}.backend=openai", f"{part}.openai.base_url={engine_url}/v1", f"{part}.openai.model={model}"]
+    return make_settings(write_kb(root / "kb"), root / "data", *sets, "image.width=64", "image.height=64")
+
+
+def test_an_app_hears_speaks_and_draws_through_another_apps_engines(engines: Engines, tmp_path: Path):
+    from PIL import Image
+
+    front = Companion(front_settings(tmp_path, engines.url))
+    said = len(engines.voice.said)
+    events = list(front.turn(audio=SPEECH / "zh_01.wav", speak=True))
+    answer = next(e for e in events if isinstance(e, Answer))
+    # Heard by the engine (its recogniser and its game-name correction), answered here, spoken by the engine.
+    assert answer.transcript is not None and answer.transcript.text == "黑熊精住在哪座山上"
+    assert answer.question == "黑熊精住在哪座山上" and answer.answer
+    clips = [e.clip for e in events if isinstance(e, SpeechChunk)]
+    assert clips and sum(c.seconds for c in clips) > 1.0
+    assert len(engines.voice.said) > said
+    parts = front.parts_status()
+    assert [p.backend for p in parts] == ["openai"] * 3 and all(p.ok and engines.url in p.detail for p in parts)
+
+    drawn = next(e for e in front.draw("画一个雪地里的天命人", refine=False) if isinstance(e, Drawn))
+    assert drawn.path.is_file() and Image.open(drawn.path).size == (64, 64)
+    assert drawn.path.parent == front.settings.image_dir  # saved by this app, drawn by the other
+
+
+def test_when_the_engine_app_goes_away_the_turn_says_so_and_the_chat_goes_on(tmp_path: Path):
+    companion = Companion(make_settings(write_kb(tmp_path / "kb"), tmp_path / "data", "tts.backend=espeak"))
+    with serve_engines(companion) as url:
+        front = Companion(front_settings(tmp_path / "front", url))
+        assert next(e for e in front.turn(text="黑熊精住在哪？", speak=False) if isinstance(e, Answer)).answer
+    # The engine is gone: spoken questions get a clear message, typed ones are answered, voice replies fall
+    # back to text with a notice, a drawing request says what failed.
+    heard = collect(front.turn(audio=SPEECH / "zh_01.wav"))
+    assert heard.notices and "语音识别不可用" in heard.notices[0] and url.split("//")[1] in heard.notices[0]
+    events = list(front.turn(text="红孩儿的父亲是谁？", speak=True))
+    typed = next(e for e in events if isinstance(e, Answer))
+    assert "牛魔王" in typed.answer
+    assert any(isinstance(e, Notice) and "tts.openai.base_url" in e.text for e in events)
+    drawing = collect(front.turn(text="画一个雪地里的天命人"))
+    assert drawing.image is None and "没画成" in drawing.answer and "image.openai.base_url" in drawing.answer
 
 
 # without models
