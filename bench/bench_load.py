@@ -101,7 +101,10 @@ def one_request(client: object, kind: str, speak: bool, clips: list[Path]) -> Re
         return Result(kind, False, time.perf_counter() - started, error=f"{type(exc).__name__}: {exc}"[:200])
 
 
-def player(url: str, run: Run, deadline: float, args: argparse.Namespace, clips: list[Path], seed: int) -> None:
+def player(
+    url: str, run: Run, deadline: float, args: argparse.Namespace, clips: list[Path], seed: int, only: str = ""
+) -> None:
+    """One player asking until the deadline: kinds drawn by the shares, or always ``only``."""
     from gradio_client import Client
 
     rng = random.Random(seed)
@@ -109,6 +112,7 @@ def player(url: str, run: Run, deadline: float, args: argparse.Namespace, clips:
     while time.time() < deadline:
         roll = rng.random()
         kind = "voice" if clips and roll < args.voice_share else "draw" if roll > 1 - args.draw_share else "typed"
+        kind = only or kind
         result = one_request(client, kind, args.speak, clips)
         with run.lock:
             run.results.append(result)
@@ -150,6 +154,12 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=60)
     parser.add_argument("--voice-share", type=float, default=0.3, help="share of requests that are spoken")
     parser.add_argument("--draw-share", type=float, default=0.1, help="share of requests that ask for a picture")
+    parser.add_argument(
+        "--voice-sessions",
+        type=int,
+        default=0,
+        help="extra players who only ask spoken questions (a burst beside --sessions)",
+    )
     parser.add_argument("--speak", action="store_true", help="ask for voice replies too")
     parser.add_argument("--json", action="store_true")
     parser.add_argument(
@@ -181,12 +191,13 @@ def main() -> None:
     # baseline start; growth is then measured from the end of the first quarter of the run.
     from gradio_client import Client
 
-    warm_client = Client(url, verbose=False)
     kinds = ["typed"] + (["voice"] if clips else []) + (["draw"] if args.draw_share > 0 else [])
-    for kind in kinds:
-        warm = one_request(warm_client, kind, args.speak, clips)
-        if not warm.ok:
-            raise SystemExit(f"warm-up {kind} request failed: {warm.error}")
+    for each in urls:  # every replica
+        warm_client = Client(each, verbose=False)
+        for kind in kinds:
+            warm = one_request(warm_client, kind, args.speak, clips)
+            if not warm.ok:
+                raise SystemExit(f"warm-up {kind} request at {each} failed: {warm.error}")
     run = Run()
     stop = threading.Event()
     started = time.time()
@@ -200,6 +211,13 @@ def main() -> None:
         threading.Thread(target=player, args=(urls[i % len(urls)], run, deadline, args, clips, i), daemon=True)
         for i in range(args.sessions)
     ]
+    if clips:
+        players += [
+            threading.Thread(
+                target=player, args=(urls[i % len(urls)], run, deadline, args, clips, 1000 + i, "voice"), daemon=True
+            )
+            for i in range(args.voice_sessions)
+        ]
     for t in players:
         t.start()
     for t in players:
@@ -245,7 +263,11 @@ def main() -> None:
     if args.json:
         print(json.dumps({"rows": rows, **summary}, ensure_ascii=False))
         return
-    print(f"{args.sessions} sessions for {args.seconds:g} s (voice {args.voice_share:.0%}, draw {args.draw_share:.0%})")
+    burst = f" + {args.voice_sessions} speaking only" if args.voice_sessions else ""
+    print(
+        f"{args.sessions} sessions{burst} for {args.seconds:g} s "
+        f"(voice {args.voice_share:.0%}, draw {args.draw_share:.0%})"
+    )
     print(f"{'kind':<7}{'requests':>9}{'errors':>7}{'p50 s':>8}{'p95 s':>8}{'1st text':>9}{'1st audio':>10}")
     for r in rows:
         fa = "-" if r["first_audio_p50_s"] is None else f"{r['first_audio_p50_s']:.2f}"
@@ -253,11 +275,14 @@ def main() -> None:
             f"{r['kind']:<7}{r['requests']:>9}{r['errors']:>7}{r['p50_s']:>8.2f}{r['p95_s']:>8.2f}"
             f"{r['first_text_p50_s']:>9.2f}{fa:>10}"
         )
-    print(
-        f"memory: start {summary['rss_start_mb']} MiB, after warm-up {summary['rss_warm_mb']} MiB, "
-        f"end {summary['rss_end_mb']} MiB, peak {summary['rss_peak_mb']} MiB, "
-        f"growth after warm-up {growth:+.1%}"
-    )
+    if summary["rss_start_mb"] is None:
+        print("memory: not sampled (apps serving elsewhere: measure each process where it runs)")
+    else:
+        print(
+            f"memory: start {summary['rss_start_mb']} MiB, after warm-up {summary['rss_warm_mb']} MiB, "
+            f"end {summary['rss_end_mb']} MiB, peak {summary['rss_peak_mb']} MiB, "
+            f"growth after warm-up {growth:+.1%}"
+        )
     for err in summary["errors"]:
         print(f"error: {err}")
 

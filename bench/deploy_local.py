@@ -1,7 +1,7 @@
 """The scale-out layout of docs/deploy.md on one machine, on loopback ports, and the load bench against it.
 
     eval "$(../shared/dev-models/fetch)"
-    .venv/bin/python bench/deploy_local.py [--replicas 2] [--load --sessions 20 --seconds 60]
+    .venv/bin/python bench/deploy_local.py [--replicas 2] [--load --sessions 20 --seconds 60] [--burst 10]
 
 Starts, each as its own process:
 
@@ -13,7 +13,9 @@ Starts, each as its own process:
 - N **replicas** of the app with `asr.backend=openai` and `tts.backend=openai` pointing at the engine.
 
 Without `--load` it prints the URLs and serves until Ctrl+C; with it, it runs bench/bench_load.py against the
-replicas (players spread over them), prints each process's memory before and after, and stops everything.
+replicas (players spread over them), prints each process's memory growth after the warm-up, and stops
+everything. With `--burst N` the load runs twice: typed players alone, then the same typed players with
+N more who only speak, so that the typed p50s compare in one deployment.
 A reverse proxy with sticky sessions (docs/deploy.md) would sit in front of the replicas; LMDeploy's
 `api_server` behind `lmdeploy serve proxy` would be the chat model (here: the extractive default).
 """
@@ -25,6 +27,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -66,6 +69,12 @@ def main() -> int:
     parser.add_argument("--sessions", type=int, default=20)
     parser.add_argument("--seconds", type=float, default=60)
     parser.add_argument("--voice-share", type=float, default=0.3)
+    parser.add_argument(
+        "--burst",
+        type=int,
+        default=0,
+        help="compare typed latency: a typed-only run, then the same players plus this many speaking only",
+    )
     args = parser.parse_args()
     whisper = os.environ.get("WULEWULE_DEV_WHISPER", "")
     if not whisper:
@@ -75,6 +84,7 @@ def main() -> int:
     try:
         engine_env = {"WULEWULE_ASR__BACKEND": "whisper", "WULEWULE_ASR__WHISPER__MODEL": whisper}
         engine_env["WULEWULE_TTS__BACKEND"] = "espeak"
+        engine_env["WULEWULE_ASR__VAD"] = "false"  # the replicas trim silence before they send (docs/deploy.md)
         procs["engine"], engine = app(root, "engine", engine_env)
         replica_env = {
             "WULEWULE_ASR__BACKEND": "openai",
@@ -104,10 +114,34 @@ def main() -> int:
         load = [sys.executable, str(REPO / "bench" / "bench_load.py"), "--url", *[u + "/" for u in urls]]
         load += ["--sessions", str(args.sessions), "--seconds", str(args.seconds)]
         load += ["--voice-share", str(args.voice_share), "--draw-share", "0"]
-        subprocess.run(load, check=False, cwd=REPO)
-        for name, proc in procs.items():
-            after = rss_mb(proc.pid)
-            print(f"memory {name:<9} idle {before[name]:5.0f} MiB, after the run (models loaded) {after:5.0f} MiB")
+        samples: dict[str, list[tuple[float, float]]] = {name: [] for name in procs}
+        done = threading.Event()
+
+        def sample() -> None:  # each process's memory once a second while the load runs
+            start = time.monotonic()
+            while not done.wait(1.0):
+                for name, proc in procs.items():
+                    samples[name].append((time.monotonic() - start, rss_mb(proc.pid)))
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        if args.burst:
+            # Typed players alone, then the same typed players beside a burst of spoken ones, against the
+            # same processes: how much recognition on the engine slows the replicas' typed answers.
+            typed_only = [*load, "--voice-share", "0"]  # the last --voice-share wins
+            subprocess.run(typed_only, check=False, cwd=REPO)
+            subprocess.run([*typed_only, "--voice-sessions", str(args.burst)], check=False, cwd=REPO)
+        else:
+            subprocess.run(load, check=False, cwd=REPO)
+        done.set()
+        sampler.join()
+        # Growth as bench_load.py measures it: from the end of the warm-up (the first quarter) to the end.
+        print(f"{'process':<10} {'idle MiB':>8} {'warm MiB':>8} {'end MiB':>8} {'growth':>7}")
+        for name in procs:
+            warm_at = samples[name][-1][0] / 4 if samples[name] else 0.0
+            warm = next((mb for t, mb in samples[name] if t >= warm_at), before[name])
+            end = samples[name][-1][1] if samples[name] else before[name]
+            print(f"{name:<10} {before[name]:8.0f} {warm:8.0f} {end:8.0f} {(end / warm - 1) * 100:6.1f}%")
     except KeyboardInterrupt:
         pass
     finally:
