@@ -52,11 +52,18 @@ def wait_up(url: str, proc: subprocess.Popen[bytes], what: str, seconds: float =
     raise SystemExit(f"{what} did not come up at {url}")
 
 
-def app(root: Path, name: str, env: dict[str, str]) -> tuple[subprocess.Popen[bytes], str]:
+def app(root: Path, name: str, env: dict[str, str], nice: int = 0) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
     command = [sys.executable, "-m", "app", "--set", f"app.data_dir={root / name}", "serve", "--port", str(port)]
     log = open(root / f"{name}.log", "wb")  # noqa: SIM115 - lives as long as the process
-    proc = subprocess.Popen(command, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **env})
+    proc = subprocess.Popen(
+        command,
+        cwd=REPO,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, **env},
+        preexec_fn=(lambda: os.nice(nice)) if nice else None,  # only os.nice, before exec
+    )
     url = f"http://127.0.0.1:{port}"
     wait_up(url + "/", proc, name)
     return proc, url
@@ -69,6 +76,12 @@ def main() -> int:
     parser.add_argument("--sessions", type=int, default=20)
     parser.add_argument("--seconds", type=float, default=60)
     parser.add_argument("--voice-share", type=float, default=0.3)
+    parser.add_argument(
+        "--engine-nice",
+        type=int,
+        default=0,
+        help="run the engine at this niceness: on a shared box the replicas' typed answers go first",
+    )
     parser.add_argument(
         "--burst",
         type=int,
@@ -85,7 +98,7 @@ def main() -> int:
         engine_env = {"WULEWULE_ASR__BACKEND": "whisper", "WULEWULE_ASR__WHISPER__MODEL": whisper}
         engine_env["WULEWULE_TTS__BACKEND"] = "espeak"
         engine_env["WULEWULE_ASR__VAD"] = "false"  # the replicas trim silence before they send (docs/deploy.md)
-        procs["engine"], engine = app(root, "engine", engine_env)
+        procs["engine"], engine = app(root, "engine", engine_env, nice=args.engine_nice)
         replica_env = {
             "WULEWULE_ASR__BACKEND": "openai",
             "WULEWULE_ASR__OPENAI__BASE_URL": engine + "/v1",
