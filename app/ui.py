@@ -10,7 +10,8 @@ import shutil
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -147,7 +148,7 @@ def turn_views(
     speak: bool = False,
     cancel: threading.Event | None = None,
     transcript: Transcript | None = None,
-) -> Iterator[TurnView]:
+) -> Generator[TurnView, None, None]:
     """The chat after each event of one turn (typed or spoken). Nothing said so far is ever lost."""
     turns = history_turns(history)
     messages = list(history or [])
@@ -256,7 +257,7 @@ LIVE_LIMIT_S = 4 * 3600  # a hands-free stream ends (and the mic must be clicked
 STOP_VOICE_JS = """(...args) => {
   document.querySelectorAll('#voice audio').forEach((a) => { a.pause(); });
   window.wulewuleVoiceStopped = Date.now();
-  return args.length === 1 ? args[0] : args;
+  return args;  // the inputs, unchanged: gradio reads a returned array as one value per input
 }"""
 
 
@@ -331,9 +332,62 @@ class Conversations:
         return len(self._by_session)
 
 
+STOP_WAIT_S = 3.0  # how long the stop button waits for a tab's turns to end by themselves
+
+
+class RunningTurns:
+    """Each tab's turns being answered now, so that the stop button ends them the way they end by themselves.
+
+    Gradio's own ``cancels`` kills the event's task, and its browser client then sometimes takes the
+    cancel's empty "completed" message for the turn's output: every output shows 错误 (Error) and the
+    stop button stays up (a race in gradio 6's frontend, seen about 1 stop in 3 on a busy machine). So
+    the stop button sets the turn's stop flag here instead: the turn stops writing and speaking at its
+    next step (a token, a sentence, a drawing step), closes its model streams, and its event completes
+    normally, keeping what is shown. Gradio's cancel is kept only for what this cannot reach: a turn
+    still waiting in the queue, or one stuck in a step longer than ``STOP_WAIT_S``.
+    """
+
+    def __init__(self) -> None:
+        self._by_session: dict[str, set[threading.Event]] = {}
+        self._changed = threading.Condition()
+
+    @contextmanager
+    def turn(self, session: str | None) -> Iterator[threading.Event]:
+        """Register one turn of this tab while the block runs; the event is set when it should stop."""
+        key = session or ""
+        stop = threading.Event()
+        with self._changed:
+            self._by_session.setdefault(key, set()).add(stop)
+        try:
+            yield stop
+        finally:
+            with self._changed:
+                turns = self._by_session.get(key, set())
+                turns.discard(stop)
+                if not turns:
+                    self._by_session.pop(key, None)
+                self._changed.notify_all()
+
+    def stop(self, session: str | None, wait: float = STOP_WAIT_S) -> bool:
+        """Ask this tab's turns to stop; True when some were running and all ended within ``wait`` s."""
+        key = session or ""
+        with self._changed:
+            turns = self._by_session.get(key)
+            if not turns:
+                return False
+            for stop in turns:
+                stop.set()
+            return self._changed.wait_for(lambda: key not in self._by_session, timeout=wait)
+
+    def __len__(self) -> int:
+        with self._changed:
+            return sum(len(t) for t in self._by_session.values())
+
+
 def build_ui(companion: Companion, settings: Settings) -> gr.Blocks:
     assistant = companion.chat
     conversations = Conversations()
+    running = RunningTurns()
     parts = companion.parts_status()  # what voice and drawing need does not change while the app runs
     streaming_audio = shutil.which("ffmpeg") is not None  # gradio encodes streamed audio with ffmpeg
     with gr.Blocks(title=TITLE, fill_height=True, delete_cache=(3600, 3600)) as demo:
@@ -405,6 +459,7 @@ def build_ui(companion: Companion, settings: Settings) -> gr.Blocks:
                 # Set by the microphone's stream handler; their change events start a turn or stop one.
                 turn_token = gr.Textbox(visible=False, elem_id="turn-token")
                 barge_token = gr.Textbox(visible=False, elem_id="barge-token")
+                stop_token = gr.Textbox(visible=False, elem_id="stop-token")  # set when a stop needs gradio's cancel
                 with gr.Row():
                     # Shown only while something runs (an answer, the voice, a picture: app/theme.py's
                     # _BUSY_JS); Esc presses it.
@@ -418,6 +473,7 @@ def build_ui(companion: Companion, settings: Settings) -> gr.Blocks:
                 gallery = gr.Gallery(label="画过的天命人", columns=3, height=520, elem_id="gallery")
 
         def stream_turn(
+            session: str | None,
             message: str,
             audio: str | None,
             history: list[dict[str, Any]],
@@ -428,46 +484,52 @@ def build_ui(companion: Companion, settings: Settings) -> gr.Blocks:
         ) -> Iterator[tuple[Any, Any, Any, Any]]:
             """(chat messages, voice chunk, whole voice file, pictures) after each step of one turn.
 
-            In hands-free mode the player may cut in: ``conversation`` hears of every voice chunk sent
+            The stop button (``running``) ends the turn at its next step, keeping what is shown. In
+            hands-free mode the player may also cut in: ``conversation`` hears of every voice chunk sent
             (so it knows the voice is still playing) and stops the turn when the player talks over it.
             """
-            cancel = threading.Event()
             interrupted = conversation.answering() if conversation is not None else threading.Event()
             chunks: list[AudioClip] = []
             skip = gr.skip()
             messages = history
-            try:
-                last = 0.0
+            with running.turn(session) as stopped:
+                # ``stopped`` also reaches a picture, which then stops between its steps.
                 views = turn_views(
-                    companion, message, history, audio=audio, speak=voice_on, cancel=cancel, transcript=transcript
+                    companion, message, history, audio=audio, speak=voice_on, cancel=stopped, transcript=transcript
                 )
-                for view in views:
-                    messages = view.messages
-                    if interrupted.is_set():
-                        break  # the player cut in: the rest of this answer is not written or spoken
-                    # Text pieces are coalesced: one update per UPDATE_EVERY_S is smooth to read and
-                    # keeps 20 players streaming at once from spending the CPU on re-sending the chat.
-                    now = time.perf_counter()
-                    if view.audio is None and view.picture is None and now - last < UPDATE_EVERY_S:
-                        continue
-                    last = now
-                    sound: Any = None if streaming_audio else skip
-                    if view.audio is not None:
-                        chunks.append(view.audio)
-                        if streaming_audio:
-                            sound = wav_bytes(view.audio)
-                            if conversation is not None:
-                                conversation.played(view.audio.seconds)
-                    if view.picture is not None:
-                        caption = f"{view.picture.prompt} · seed {view.picture.seed}"
-                        drawn = [*drawn, (str(view.picture.path), caption)]
-                        yield view.messages, sound, skip, drawn
-                    else:
-                        yield view.messages, sound, skip, skip
-            finally:
-                cancel.set()  # a stopped turn stops the picture between steps
-                if conversation is not None:
-                    conversation.done()
+                try:
+                    with closing(views):  # closing it closes the model streams and drops the unspoken rest
+                        last = 0.0
+                        for view in views:
+                            messages = view.messages
+                            if stopped.is_set():
+                                return  # the stop button: what is shown stays, nothing more is written or said
+                            if interrupted.is_set():
+                                break  # the player cut in: the rest of this answer is not written or spoken
+                            # Text pieces are coalesced: one update per UPDATE_EVERY_S is smooth to read
+                            # and keeps 20 players streaming at once from spending the CPU on re-sending
+                            # the chat.
+                            now = time.perf_counter()
+                            if view.audio is None and view.picture is None and now - last < UPDATE_EVERY_S:
+                                continue
+                            last = now
+                            sound: Any = None if streaming_audio else skip
+                            if view.audio is not None:
+                                chunks.append(view.audio)
+                                if streaming_audio:
+                                    sound = wav_bytes(view.audio)
+                                    if conversation is not None:
+                                        conversation.played(view.audio.seconds)
+                            if view.picture is not None:
+                                caption = f"{view.picture.prompt} · seed {view.picture.seed}"
+                                drawn = [*drawn, (str(view.picture.path), caption)]
+                                yield view.messages, sound, skip, drawn
+                            else:
+                                yield view.messages, sound, skip, skip
+                finally:
+                    stopped.set()  # whatever ended the turn, a picture still drawing stops
+                    if conversation is not None:
+                        conversation.done()
             if interrupted.is_set():
                 messages = mark_cut(messages)
             # The last update carries everything (API clients read it as the result), including the
@@ -477,9 +539,15 @@ def build_ui(companion: Companion, settings: Settings) -> gr.Blocks:
             yield messages, None if streaming_audio or interrupted.is_set() else whole, whole, drawn
 
         def respond(
-            message: str, audio: str | None, history: list[dict[str, Any]], voice_on: bool, drawn: list[Any]
+            message: str,
+            audio: str | None,
+            history: list[dict[str, Any]],
+            voice_on: bool,
+            drawn: list[Any],
+            request: gr.Request,
         ) -> Iterator[tuple[Any, ...]]:
-            for messages, sound, whole, pictures_now in stream_turn(message, audio, history, voice_on, drawn):
+            session = request.session_hash
+            for messages, sound, whole, pictures_now in stream_turn(session, message, audio, history, voice_on, drawn):
                 yield "", None, messages, sound, whole, pictures_now, pictures_now
 
         inputs = [box, mic, chatbot, speak, pictures]
@@ -540,7 +608,14 @@ def build_ui(companion: Companion, settings: Settings) -> gr.Blocks:
                 cut = f"一口气说了 {limit} 秒还没停，先听了这 {limit} 秒。"
                 history = [*history, {"role": "assistant", "content": cut, "metadata": {"title": "ℹ️ 提示"}}]
             for messages, sound, whole, pictures_now in stream_turn(
-                "", None, history, voice_on, drawn, transcript=heard.transcript, conversation=conversation
+                request.session_hash,
+                "",
+                None,
+                history,
+                voice_on,
+                drawn,
+                transcript=heard.transcript,
+                conversation=conversation,
             ):
                 yield messages, sound, whole, pictures_now, pictures_now, ""
 
@@ -566,17 +641,10 @@ def build_ui(companion: Companion, settings: Settings) -> gr.Blocks:
             show_progress="minimal",
             show_progress_on=voice_file,  # only there: the page's stop button follows it (app/theme.py)
         )
-        # Barge-in: the voice stops in the browser at once, the answer's event is cancelled, and the
-        # interrupted answer stays in the chat, marked as cut.
-        barge_token.change(
-            mark_cut,
-            chatbot,
-            chatbot,
-            js=STOP_VOICE_JS,
-            cancels=[heard_evt, submit_evt, click_evt, voice_evt, upload_evt],
-            api_visibility="private",
-            queue=False,
-        )
+        # Barge-in: the voice stops in the browser at once; the conversation has already told the
+        # answer being written to stop (it ends marked as cut, see stream_turn); an answer already
+        # written whose voice was still playing is marked here.
+        barge_token.change(mark_cut, chatbot, chatbot, js=STOP_VOICE_JS, api_visibility="private", queue=False)
 
         def tab_closed(request: gr.Request) -> None:
             conversations.close(request.session_hash)  # nothing of a closed tab's conversation keeps running
@@ -595,9 +663,18 @@ def build_ui(companion: Companion, settings: Settings) -> gr.Blocks:
                     return
 
         gr.api(ask_api, api_name="ask")
+
+        # The stop button (and Esc): the voice stops in the browser at once, and this tab's running turns
+        # end at their next step, keeping what is shown (RunningTurns says why not gradio's cancels).
+        # Only a turn still queued, or stuck in one step, is cancelled gradio's way, through stop_token.
+        def stop_turns(request: gr.Request) -> Any:
+            ended = running.stop(request.session_hash)
+            return gr.skip() if ended else f"stop-{time.monotonic_ns()}"
+
         work = [submit_evt, click_evt, voice_evt, upload_evt, heard_evt]
         cancels: list[dict[str, Any]] = list(work)  # gradio's hints say dict; its Dependency is one
-        stop.click(None, None, None, cancels=cancels, js=STOP_VOICE_JS, **quiet)
+        stop.click(stop_turns, None, stop_token, js=STOP_VOICE_JS, **quiet)
+        stop_token.change(None, None, None, cancels=cancels, **quiet)
         clear.click(
             lambda: ([], "", None, None),
             None,

@@ -107,3 +107,50 @@ def test_each_tab_has_its_own_conversation_and_closing_ends_it(kb_dir, tmp_path)
     tabs.close("tab-1")
     assert one.closed and tabs.find("tab-1") is None and len(tabs) == 1
     tabs.close("never-seen")  # a tab that never spoke: nothing to do
+
+
+def test_stop_ends_a_tabs_running_turns_and_says_whether_they_ended():
+    import threading
+    import time
+
+    from app.ui import RunningTurns
+
+    running = RunningTurns()
+    assert running.stop("tab") is False  # nothing runs: the caller falls back to gradio's cancel (a queued turn)
+
+    def turn(session: str, step_s: float, seen: list[bool]) -> None:
+        with running.turn(session) as stopped:
+            while not stopped.wait(step_s):  # one step of the answer, then a look at the flag
+                pass
+            seen.append(True)
+
+    seen: list[bool] = []
+    mine = threading.Thread(target=turn, args=("tab", 0.05, seen))
+    other = threading.Thread(target=turn, args=("other tab", 0.05, []))
+    mine.start()
+    other.start()
+    while len(running) < 2:
+        time.sleep(0.01)
+    assert running.stop("tab", wait=5) is True and seen == [True]
+    assert len(running) == 1  # another tab's turn goes on
+    assert running.stop("other tab", wait=5) is True
+    mine.join()
+    other.join()
+    assert len(running) == 0
+
+    # A turn stuck in one long step is not waited for past the limit.
+    release = threading.Event()
+
+    def stuck() -> None:
+        with running.turn("tab"):
+            release.wait(10)
+
+    thread = threading.Thread(target=stuck)
+    thread.start()
+    while len(running) < 1:
+        time.sleep(0.01)
+    started = time.monotonic()
+    assert running.stop("tab", wait=0.2) is False
+    assert time.monotonic() - started < 2
+    release.set()
+    thread.join()

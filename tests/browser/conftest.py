@@ -55,7 +55,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     outcome = yield
     report = outcome.get_result()
     if report.when == "call" and report.failed:
-        page = item.funcargs.get("page") or item.funcargs.get("mic_page")
+        pages = ("page", "mic_page", "hands_free_page", "barge_in_page")
+        page = next((item.funcargs[name] for name in pages if item.funcargs.get(name) is not None), None)
         if page is not None:
             ARTIFACTS.mkdir(exist_ok=True)
             with contextlib.suppress(Exception):  # a failed screenshot must not hide the test's failure

@@ -257,8 +257,11 @@ def test_hands_free_a_question_is_heard_without_a_click_and_answered_aloud(hands
 
 @pytest.fixture
 def barge_in_page(playwright_instance: Any, tmp_path: Path) -> Iterator[Any]:
-    # The question comes again every 5.5 s: the second time while the first answer is still being spoken.
-    wav = looped_mic_wav(SPEECH / "zh_01.wav", tmp_path / "barge_in.wav", lead_s=1.0, tail_s=2.5)
+    # The question comes again every 9 s: the second time while the first answer (some 30 s of voice) is
+    # still being spoken. The 7 s between one question's end and the next leave a busy machine time to
+    # hear the first and start its answer (with 3.5 s, a slow recognition let each question cut off the
+    # answer before it was written).
+    wav = looped_mic_wav(SPEECH / "zh_01.wav", tmp_path / "barge_in.wav", lead_s=1.0, tail_s=6.0)
     browser, page = fake_mic_page(playwright_instance, wav)
     yield page
     browser.close()
