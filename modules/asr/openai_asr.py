@@ -27,7 +27,7 @@ from modules.asr.audio import TARGET_RATE, frame_16k
 from modules.asr.base import RecognitionError, TranscriptSegment
 from modules.asr.chinese import han_count, to_simplified
 from modules.audio_types import AudioClip
-from modules.openai_http import error_text, excerpt
+from modules.openai_http import Endpoint, excerpt, send_retrying
 from modules.status import BackendStatus
 
 if TYPE_CHECKING:
@@ -97,7 +97,18 @@ class OpenAIRecognizer:
         self.connect_timeout = connect_timeout
         self.read_timeout = read_timeout
         self.api_key_env = api_key_env
-        self._has_key = bool(api_key)
+        self._endpoint = Endpoint(
+            prefix=f"{name} speech recognition",
+            server="the server",
+            section="asr.openai",
+            verb="transcribes audio",
+            error=RecognitionError,
+            base_url=self.base_url,
+            connect_timeout=connect_timeout,
+            api_key_env=api_key_env,
+            has_key=bool(api_key),
+            model=model,
+        )
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         timeout = httpx.Timeout(connect=connect_timeout, read=read_timeout, write=read_timeout, pool=connect_timeout)
         self._client = httpx.Client(headers=headers, timeout=timeout)
@@ -151,30 +162,23 @@ class OpenAIRecognizer:
 
     def _post(self, form: dict[str, Any], wav: bytes) -> bytes:
         """The body of a successful answer; one more try when the connection failed before any answer."""
-        for attempt in (1, 2):
-            try:
-                response = self._client.post(self.url, data=form, files={"file": ("speech.wav", wav, "audio/wav")})
-            except (httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
-                raise self._unreachable_error(exc) from None
-            except httpx.TimeoutException:
-                raise self._timeout_error() from None
-            except (httpx.ConnectError, httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError) as exc:
-                if attempt == 1:
-                    log.info("asr.openai: the connection to %s failed (%s); trying once more", self.url, exc)
-                    continue
-                if isinstance(exc, httpx.ConnectError):
-                    raise self._unreachable_error(exc) from None
-                raise RecognitionError(
-                    f"{self.name} speech recognition: the server at {self.base_url} hung up without answering, "
-                    f"twice ({exc}) — it may have crashed or be restarting; check its log, or point {_URL_KEY} "
-                    "at a running server"
-                ) from None
-            except httpx.HTTPError as exc:
-                raise RecognitionError(f"{self.name} speech recognition: talking to {self.url} failed: {exc}") from None
-            if response.status_code >= 400:
-                raise self._status_error(response.status_code, response.content)
-            return response.content
-        raise AssertionError("unreachable")  # the loop returns or raises
+        try:
+            response = send_retrying(
+                self._endpoint,
+                self.url,
+                lambda: self._client.post(self.url, data=form, files={"file": ("speech.wav", wav, "audio/wav")}),
+                log,
+            )
+        except httpx.TimeoutException:
+            raise RecognitionError(
+                f"{self.name} speech recognition: no reply from {self.url} within {self.read_timeout:g} s — "
+                "it may be overloaded or still loading; try again, or raise asr.openai.read_timeout"
+            ) from None
+        except httpx.HTTPError as exc:
+            raise self._endpoint.failed(self.url, exc) from None
+        if response.status_code >= 400:
+            raise self._endpoint.status(response.status_code, response.content, self.url)
+        return response.content
 
     def _parse(self, body: bytes) -> tuple[str, str | None]:
         """The text (and the language, when the server says) of a json transcription."""
@@ -191,34 +195,3 @@ class OpenAIRecognizer:
         heard = data.get("language")
         language = _LANGUAGES.get(heard.strip().lower()) if isinstance(heard, str) else None
         return data["text"].strip(), language
-
-    # -- errors ---------------------------------------------------------------------------------
-
-    def _unreachable_error(self, exc: Exception) -> RecognitionError:
-        why = f"no connection within {self.connect_timeout:g} s" if isinstance(exc, httpx.TimeoutException) else exc
-        return RecognitionError(
-            f"{self.name} speech recognition: cannot reach the server at {self.base_url} — is it running? "
-            f"Start it, or point {_URL_KEY} at a running server ({why})"
-        )
-
-    def _timeout_error(self) -> RecognitionError:
-        return RecognitionError(
-            f"{self.name} speech recognition: no reply from {self.url} within {self.read_timeout:g} s — "
-            "it may be overloaded or still loading; try again, or raise asr.openai.read_timeout"
-        )
-
-    def _status_error(self, status: int, body: bytes) -> RecognitionError:
-        said = error_text(body)
-        if status in (401, 403):
-            key = "the API key sent was refused" if self._has_key else "no API key was sent"
-            return RecognitionError(
-                f"{self.name} speech recognition: {self.url} answered HTTP {status} ({said}): {key}. Put the key "
-                f"in the environment variable {self.api_key_env} (asr.openai.api_key_env) and restart"
-            )
-        if status == 404:
-            model = f", and that it has the model {self.model!r} (asr.openai.model)" if self.model else ""
-            return RecognitionError(
-                f"{self.name} speech recognition: {self.url} answered HTTP 404 ({said}). Check that {_URL_KEY} "
-                f"ends in /v1 and that the server transcribes audio{model}"
-            )
-        return RecognitionError(f"{self.name} speech recognition: {self.url} answered HTTP {status}: {said}")

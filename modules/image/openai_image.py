@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from modules.image.base import GeneratedImage, ImageGenerationError, ImageProgress, ImageRequest
-from modules.openai_http import error_text, excerpt
+from modules.openai_http import Endpoint, error_text, excerpt, send_retrying
 from modules.status import BackendStatus
 
 if TYPE_CHECKING:
@@ -119,7 +119,18 @@ class OpenAIImageGenerator:
         self.api_key_env = remote.api_key_env
         self.connect_timeout = remote.connect_timeout
         self.read_timeout = remote.read_timeout
-        self._api_key = api_key
+        self._endpoint = Endpoint(
+            prefix=f"{self.name} drawing",
+            server="the image server",
+            section="image.openai",
+            verb="draws",
+            error=ImageGenerationError,
+            base_url=self.base_url,
+            connect_timeout=remote.connect_timeout,
+            api_key_env=remote.api_key_env,
+            has_key=bool(api_key),
+            model=remote.model,
+        )
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         timeout = httpx.Timeout(
             connect=remote.connect_timeout,
@@ -226,38 +237,32 @@ class OpenAIImageGenerator:
     def _send(self, method: str, url: str, aborter: _Aborter, **kwargs: Any) -> bytes | None:
         """The body of a successful answer, or None when cancelled; one more try when the connection failed
         before any answer."""
-        for attempt in (1, 2):
+
+        def send() -> httpx.Response | None:
             request = self._client.build_request(method, url, extensions={"trace": aborter.trace}, **kwargs)
             if not self._same_origin(request.url):
                 request.headers.pop("Authorization", None)  # the key is for our server, not a storage host
             try:
-                response = self._client.send(request)
-            except httpx.HTTPError as exc:
+                return self._client.send(request)
+            except httpx.HTTPError:
                 if aborter.aborted:
-                    return None
-                if isinstance(exc, httpx.ConnectTimeout | httpx.PoolTimeout):
-                    raise self._unreachable_error(exc) from None
-                if isinstance(exc, httpx.TimeoutException):
-                    raise ImageGenerationError(
-                        f"{self.name} drawing: no picture from {url} within {self.read_timeout:g} s — the image "
-                        "server may be overloaded or still loading; try again, or raise image.openai.read_timeout"
-                    ) from None
-                if isinstance(exc, httpx.ConnectError | httpx.RemoteProtocolError | httpx.ReadError | httpx.WriteError):
-                    if attempt == 1:
-                        log.info("image.openai: the connection to %s failed (%s); trying once more", url, exc)
-                        continue
-                    if isinstance(exc, httpx.ConnectError):
-                        raise self._unreachable_error(exc) from None
-                    raise ImageGenerationError(
-                        f"{self.name} drawing: the image server at {self.base_url} hung up without answering, twice "
-                        f"({exc}) — it may have crashed or be restarting; check its log, or point {_URL_KEY} at a "
-                        "running server"
-                    ) from None
-                raise ImageGenerationError(f"{self.name} drawing: talking to {url} failed: {exc}") from None
-            if response.status_code >= 400:
-                raise self._status_error(response.status_code, response.content, url)
-            return response.content
-        raise AssertionError("unreachable")  # the loop returns or raises
+                    return None  # the cancel shut the socket: no failure, and no second try
+                raise
+
+        try:
+            response = send_retrying(self._endpoint, url, send, log)
+        except httpx.TimeoutException:
+            raise ImageGenerationError(
+                f"{self.name} drawing: no picture from {url} within {self.read_timeout:g} s — the image "
+                "server may be overloaded or still loading; try again, or raise image.openai.read_timeout"
+            ) from None
+        except httpx.HTTPError as exc:
+            raise self._endpoint.failed(url, exc) from None
+        if response is None:
+            return None
+        if response.status_code >= 400:
+            raise self._endpoint.status(response.status_code, response.content, url)
+        return response.content
 
     def _same_origin(self, url: httpx.URL) -> bool:
         base = httpx.URL(self.base_url)
@@ -312,29 +317,6 @@ class OpenAIImageGenerator:
         return image if image.mode in ("RGB", "RGBA") else image.convert("RGB")
 
     # -- errors ---------------------------------------------------------------------------------
-
-    def _unreachable_error(self, exc: Exception) -> ImageGenerationError:
-        why = f"no connection within {self.connect_timeout:g} s" if isinstance(exc, httpx.TimeoutException) else exc
-        return ImageGenerationError(
-            f"{self.name} drawing: cannot reach the image server at {self.base_url} — is it running? "
-            f"Start it, or point {_URL_KEY} at a running server ({why})"
-        )
-
-    def _status_error(self, status: int, body: bytes, url: str) -> ImageGenerationError:
-        said = error_text(body)
-        if status in (401, 403):
-            key = "the API key sent was refused" if self._api_key else "no API key was sent"
-            return ImageGenerationError(
-                f"{self.name} drawing: {url} answered HTTP {status} ({said}): {key}. Put the key in the "
-                f"environment variable {self.api_key_env} (image.openai.api_key_env) and restart"
-            )
-        if status == 404:
-            model = f", and that it has the model {self.model!r} (image.openai.model)" if self.model else ""
-            return ImageGenerationError(
-                f"{self.name} drawing: {url} answered HTTP 404 ({said}). Check that {_URL_KEY} ends in /v1 and that "
-                f"the server draws{model}"
-            )
-        return ImageGenerationError(f"{self.name} drawing: {url} answered HTTP {status}: {said}")
 
     def _malformed(self, what: str, body: bytes) -> ImageGenerationError:
         text = excerpt(body.decode("utf-8", errors="replace"), 120)

@@ -26,7 +26,7 @@ import httpx
 import numpy as np
 
 from modules.audio_types import AudioClip
-from modules.openai_http import error_text
+from modules.openai_http import Endpoint, error_text, send_retrying
 from modules.status import BackendStatus
 from modules.tts.base import SpeechSynthesisError
 
@@ -206,7 +206,18 @@ class OpenAISpeechSynthesizer:
         self.connect_timeout = connect_timeout
         self.read_timeout = read_timeout
         self.api_key_env = api_key_env
-        self._has_key = bool(api_key)
+        self._endpoint = Endpoint(
+            prefix=f"{name} voice",
+            server="the speech server",
+            section="tts.openai",
+            verb="speaks",
+            error=SpeechSynthesisError,
+            base_url=self.base_url,
+            connect_timeout=connect_timeout,
+            api_key_env=api_key_env,
+            has_key=bool(api_key),
+            model=model,
+        )
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         # read= bounds the wait for each next piece of audio, not the whole sentence.
         timeout = httpx.Timeout(connect=connect_timeout, read=read_timeout, write=read_timeout, pool=connect_timeout)
@@ -256,7 +267,7 @@ class OpenAISpeechSynthesizer:
             raise self._malformed(f"its {self.response_format} audio is malformed: {exc}") from None
         except httpx.TimeoutException as exc:
             if isinstance(exc, httpx.ConnectTimeout | httpx.PoolTimeout):
-                raise self._unreachable_error(exc) from None
+                raise self._endpoint.unreachable(exc) from None
             where = "in the middle of the sentence" if got_audio else "before any audio"
             raise SpeechSynthesisError(
                 f"{self.name} voice: the speech server at {self.base_url} sent nothing for {self.read_timeout:g} s "
@@ -269,7 +280,7 @@ class OpenAISpeechSynthesizer:
                 "crashed; check its log"
             ) from None
         except httpx.HTTPError as exc:
-            raise SpeechSynthesisError(f"{self.name} voice: talking to {self.url} failed: {exc}") from None
+            raise self._endpoint.failed(self.url, exc) from None
         if not got_audio:
             if isinstance(decoder, WavDecoder) and not decoder.started and decoder.leftover:
                 raise self._malformed("the answer ended inside its WAV header")
@@ -295,29 +306,16 @@ class OpenAISpeechSynthesizer:
 
         A connection that failed before any answer is tried once more; nothing after the answer began.
         """
-        response: httpx.Response | None = None
-        for attempt in (1, 2):
-            request = self._client.build_request("POST", self.url, json=payload)
-            try:
-                response = self._client.send(request, stream=True)
-                break
-            except (httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
-                raise self._unreachable_error(exc) from None
-            except (httpx.ConnectError, httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError) as exc:
-                if attempt == 1:
-                    log.info("tts.openai: the connection to %s failed (%s); trying once more", self.url, exc)
-                    continue
-                if isinstance(exc, httpx.ConnectError):
-                    raise self._unreachable_error(exc) from None
-                raise SpeechSynthesisError(
-                    f"{self.name} voice: the speech server at {self.base_url} hung up without answering, twice "
-                    f"({exc}) — it may have crashed or be restarting; check its log, or point {_URL_KEY} at a "
-                    "running server"
-                ) from None
-        assert response is not None
+        # Any other error of the send (a read timeout, …) is stream_tts's to word.
+        response = send_retrying(
+            self._endpoint,
+            self.url,
+            lambda: self._client.send(self._client.build_request("POST", self.url, json=payload), stream=True),
+            log,
+        )
         try:
             if response.status_code >= 400:
-                raise self._status_error(response.status_code, self._head(response))
+                raise self._endpoint.status(response.status_code, self._head(response), self.url)
             kind = response.headers.get("content-type", "").split(";")[0].strip().lower()
             if kind == "application/json" or kind.startswith("text/"):
                 raise self._malformed(f"it answered with {kind}, not audio: {error_text(self._head(response))}")
@@ -345,29 +343,6 @@ class OpenAISpeechSynthesizer:
         self.sample_rate = rate
 
     # -- errors ---------------------------------------------------------------------------------
-
-    def _unreachable_error(self, exc: Exception) -> SpeechSynthesisError:
-        why = f"no connection within {self.connect_timeout:g} s" if isinstance(exc, httpx.TimeoutException) else exc
-        return SpeechSynthesisError(
-            f"{self.name} voice: cannot reach the speech server at {self.base_url} — is it running? "
-            f"Start it, or point {_URL_KEY} at a running server ({why})"
-        )
-
-    def _status_error(self, status: int, body: bytes) -> SpeechSynthesisError:
-        said = error_text(body)
-        if status in (401, 403):
-            key = "the API key sent was refused" if self._has_key else "no API key was sent"
-            return SpeechSynthesisError(
-                f"{self.name} voice: {self.url} answered HTTP {status} ({said}): {key}. Put the key in the "
-                f"environment variable {self.api_key_env} (tts.openai.api_key_env) and restart"
-            )
-        if status == 404:
-            model = f", and that it has the model {self.model!r} (tts.openai.model)" if self.model else ""
-            return SpeechSynthesisError(
-                f"{self.name} voice: {self.url} answered HTTP 404 ({said}). Check that {_URL_KEY} ends in /v1 "
-                f"and that the server speaks{model}"
-            )
-        return SpeechSynthesisError(f"{self.name} voice: {self.url} answered HTTP {status}: {said}")
 
     def _malformed(self, what: str) -> SpeechSynthesisError:
         return SpeechSynthesisError(
