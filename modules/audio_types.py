@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+import wave
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,3 +27,15 @@ class AudioClip:
     @property
     def seconds(self) -> float:
         return len(self.samples) / self.sample_rate
+
+
+def wav_bytes(clip: AudioClip) -> bytes:
+    """The clip as a 16-bit PCM mono WAV file's bytes (NaN as silence, beyond [-1, 1] clipped)."""
+    pcm = (np.clip(np.nan_to_num(clip.samples), -1.0, 1.0) * 32767.0).round().astype("<i2")
+    buffer = io.BytesIO()
+    with wave.open(buffer, "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(clip.sample_rate)
+        out.writeframes(pcm.tobytes())
+    return buffer.getvalue()

@@ -12,21 +12,18 @@ not retried. Every failure becomes a RecognitionError naming the server's URL, t
 
 from __future__ import annotations
 
-import io
 import json
 import logging
 import os
-import wave
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import httpx
-import numpy as np
 
 from modules.asr.audio import TARGET_RATE, frame_16k
 from modules.asr.base import RecognitionError, TranscriptSegment
 from modules.asr.chinese import han_count, to_simplified
-from modules.audio_types import AudioClip
+from modules.audio_types import AudioClip, wav_bytes
 from modules.openai_http import Endpoint, excerpt, send_retrying
 from modules.status import BackendStatus
 
@@ -41,15 +38,9 @@ _URL_KEY = "asr.openai.base_url"
 
 def wav_16k(audio: AudioClip) -> bytes:
     """The clip as a 16 kHz 16-bit PCM mono WAV file's bytes (resampled when it is at another rate)."""
-    samples = audio.samples if audio.sample_rate == TARGET_RATE else frame_16k(audio.sample_rate, audio.samples)
-    pcm = (np.clip(np.nan_to_num(samples), -1.0, 1.0) * 32767.0).round().astype("<i2")
-    buffer = io.BytesIO()
-    with wave.open(buffer, "wb") as out:
-        out.setnchannels(1)
-        out.setsampwidth(2)
-        out.setframerate(TARGET_RATE)
-        out.writeframes(pcm.tobytes())
-    return buffer.getvalue()
+    if audio.sample_rate == TARGET_RATE:
+        return wav_bytes(audio)
+    return wav_bytes(AudioClip(frame_16k(audio.sample_rate, audio.samples), TARGET_RATE))
 
 
 def openai_status(settings: OpenAIAsrSettings, name: str) -> BackendStatus:

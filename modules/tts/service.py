@@ -15,17 +15,15 @@ synthesizer's stream for the sentence in hand. ``synthesize`` is the same stream
 
 from __future__ import annotations
 
-import io
 import logging
 import queue
 import threading
-import wave
 from collections.abc import Generator, Iterator
 from pathlib import Path
 
 import numpy as np
 
-from modules.audio_types import AudioClip
+from modules.audio_types import AudioClip, wav_bytes
 from modules.model_files import locate_model
 from modules.status import BackendStatus
 from modules.tts.base import SpeechSynthesizer
@@ -265,18 +263,6 @@ def synthesize(text: str, synth: SpeechSynthesizer, settings: TtsSettings, lang:
     if not chunks:
         raise ValueError(f"nothing to say: {text[:60]!r} has no speakable text")
     return AudioClip(np.concatenate([c.samples for c in chunks]), chunks[0].sample_rate)
-
-
-def wav_bytes(clip: AudioClip) -> bytes:
-    """The clip as a 16-bit PCM mono WAV file's bytes."""
-    pcm = (np.clip(clip.samples, -1.0, 1.0) * 32767.0).round().astype("<i2")
-    buffer = io.BytesIO()
-    with wave.open(buffer, "wb") as out:
-        out.setnchannels(1)
-        out.setsampwidth(2)
-        out.setframerate(clip.sample_rate)
-        out.writeframes(pcm.tobytes())
-    return buffer.getvalue()
 
 
 def write_wav(clip: AudioClip, path: Path) -> Path:
