@@ -139,7 +139,57 @@ def _english(text: str) -> str:
     """An English request with the request phrasing removed and game names spelled out."""
     text = _EN_REQUEST.sub("", text.strip(), count=1)
     text = _EN_TAIL.sub("", text)
-    return _ENGLISH_TERMS.sub(lambda m: prompt_terms.ENGLISH[m.group(0).lower()], text).strip(" ,")
+    return _spell_out(text).strip(" ,")
+
+
+def _spell_out(text: str) -> str:
+    """The game terms of an English text spelled out for SD, the words around a term that its spelling
+    already has not said twice: "chinese ink wash painting" or a prompt this module wrote stay as they are.
+    """
+    out: list[str] = []
+    pos = 0
+    lowered = text.lower()
+    for match in _ENGLISH_TERMS.finditer(text):
+        if match.start() < pos:
+            continue
+        term = match.group(0).lower()
+        full = prompt_terms.ENGLISH[term]
+        at = full.lower().find(term)
+        left = right = 0
+        if at >= 0:
+            left = _overlap(lowered[pos : match.start()][::-1], full.lower()[:at][::-1])
+            right = _overlap(lowered[match.end() :], full.lower()[at + len(term) :])
+        out += [text[pos : match.start() - left], full]
+        pos = match.end() + right
+    out.append(text[pos:])
+    return "".join(out)
+
+
+def _overlap(text: str, spelling: str) -> int:
+    """How much of ``spelling``'s start ``text`` starts with, in whole words (both read away from a term)."""
+    size = 0
+    while size < min(len(text), len(spelling)) and text[size] == spelling[size]:
+        size += 1
+    while size and not (
+        (size == len(text) or not text[size].isalnum()) and (size == len(spelling) or not spelling[size].isalnum())
+    ):
+        size -= 1
+    return size
+
+
+def _unique_phrases(prompt: str) -> str:
+    """Each comma-separated phrase once, where it last came, spelt as it first came (CLIP reads lower case).
+
+    The quality tags stay last, and a finished prompt sent back in (an engine app drawing for another,
+    image.backend=openai) comes out as it went in, not with its trigger words or tags twice.
+    """
+    spelling: dict[str, str] = {}
+    last: dict[str, int] = {}
+    for i, phrase in enumerate(p.strip() for p in prompt.split(",")):
+        if phrase:
+            spelling.setdefault(phrase.lower(), phrase)
+            last[phrase.lower()] = i
+    return ", ".join(spelling[key] for key in sorted(last, key=last.__getitem__))
 
 
 def _join(phrases: list[str]) -> str:
@@ -216,9 +266,12 @@ def build_prompt(
         content.insert(0, triggers)
         notes.append(f"天命人：加上 LoRA 触发词 {triggers}")
     # Styles follow the content whatever order the player said them in, then the quality tags.
-    prompt = ", ".join(
-        [_join(content), _join(styles or [prompt_terms.DEFAULT_STYLE]), prompt_terms.QUALITY[settings.family]]
-    )
+    # A request that already carries the quality tags is a finished prompt (an engine app drawing for
+    # another, image.backend=openai): it keeps its own style instead of getting the default one too.
+    quality = prompt_terms.QUALITY[settings.family]
+    finished = all(tag.strip() in lowered for tag in quality.lower().split(","))
+    parts = [_join(content)] if finished else [_join(content), _join(styles or [prompt_terms.DEFAULT_STYLE]), quality]
+    prompt = _unique_phrases(", ".join(parts))
     negative = ", ".join(dict.fromkeys([*negatives, settings.negative_prompt.strip()]))
     negative = negative.strip(", ")
 

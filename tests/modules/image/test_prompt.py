@@ -147,3 +147,21 @@ def test_every_drawing_request_in_the_labelled_list_becomes_an_english_prompt():
         result = plan(text)
         assert not CJK.search(result.prompt), (text, result.prompt)
         assert len(result.prompt.split(",")) >= 3 and result.prompt.endswith(QUALITY["sd15"])
+
+
+@pytest.mark.parametrize("request_text", ["画一个雪地里的天命人", "画一只花果山上的猴子，水墨风", "draw a red dragon"])
+def test_a_finished_prompt_sent_back_in_comes_out_as_it_went_in(request_text: str):
+    # An engine app drawing for another app (image.backend=openai) gets the front's finished prompt: it
+    # must not add the style, the quality tags or the trigger words a second time.
+    first = plan(request_text).prompt
+    again = plan(first).prompt
+    assert again.lower() == first.lower()
+    phrases = [p.strip().lower() for p in again.split(",")]
+    assert len(phrases) == len(set(phrases))
+
+
+def test_english_terms_are_spelled_out_without_saying_their_words_twice():
+    result = plan("draw the destined one as a chinese ink wash painting").prompt
+    assert "traditional Chinese ink wash painting" in result
+    assert result.lower().count("ink wash") == 1 and result.lower().count("painting") == 1
+    assert result.count("a monkey warrior") == 1
