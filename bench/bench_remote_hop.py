@@ -8,7 +8,9 @@ in-process; the other has ``asr.backend=openai`` and ``tts.backend=openai`` poin
 port) that runs the very same parts. Recognition is a fixed-text recogniser behind the real pipeline
 (resampling, silero-vad, game-name correction), so the difference is the hop itself (WAV encoding,
 HTTP, multipart parsing, the engine's own pipeline pass) and not a model's noise; the voice is espeak-ng
-on both sides. Runs alternate between the two so that machine noise falls on both; the table gives
+on both sides; a picture is drawn by a tiny random Stable Diffusion pipeline (64×64, 2 steps: the
+drawing's own time kept small, so that the hop shows: the PNG, base64 and HTTP of one picture). Runs
+alternate between the two so that machine noise falls on both; the table gives
 medians and the difference (the overhead) per part and for the whole spoken turn. The engine runs in
 this process (its own threads, same interpreter): a separate process would add no hop cost, only its
 own cores.
@@ -28,7 +30,7 @@ from bench_rag import free_port
 
 from app.companion import Companion
 from app.config import load_settings
-from app.events import Answer, SpeechChunk
+from app.events import Answer, Drawn, SpeechChunk
 from app.knowledge_chat import KnowledgeChat
 from app.openai_api import add_openai_api
 from modules.asr.base import TranscriptSegment
@@ -101,12 +103,22 @@ def all_audio(companion: Companion) -> None:
     assert sum(c.seconds for c in companion.synthesizer.stream_tts(SENTENCE)) > 1.0
 
 
+def draw(companion: Companion) -> None:
+    events = list(companion.draw("画一个雪地里的天命人", seed=7, refine=False))
+    assert any(isinstance(e, Drawn) for e in events), [e for e in events if isinstance(e, Answer)]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=30)
     args = parser.parse_args()
     data = Path(tempfile.mkdtemp(prefix="wulewule-hop-"))
-    base = [f"app.data_dir={data}", "rag.embedding.backend=none", "tts.backend=espeak", "asr.backend=whisper"]
+    from tests.modules.image.tiny_sd import build_tiny_sd  # the random pipeline the tests build
+
+    sd = build_tiny_sd(data / "tiny-sd")
+    picture = ["image.width=64", "image.height=64", "image.steps=2", "image.safety_checker=false"]
+    base = [f"app.data_dir={data}", "rag.embedding.backend=none", *picture]
+    base += ["tts.backend=espeak", "asr.backend=whisper", f"image.model={sd}"]
     settings = load_settings(None, base, environ={})
     chat = KnowledgeChat(settings)
     names = game_vocabulary(chat.retriever.index.documents)
@@ -117,8 +129,8 @@ def main() -> int:
         return Companion(here, chat, recognizer=ears, synthesizer=EspeakSynthesizer(here.tts.espeak))
 
     def front(engine_url: str) -> Companion:
-        remote_sets = [*base[:2]]
-        for part, model in (("asr", "wulewule-asr"), ("tts", "wulewule-tts")):
+        remote_sets = [*base[:6]]
+        for part, model in (("asr", "wulewule-asr"), ("tts", "wulewule-tts"), ("image", "wulewule-image")):
             remote_sets += [f"{part}.backend=openai", f"{part}.openai.base_url={engine_url}"]
             remote_sets += [f"{part}.openai.model={model}"]
         return Companion(load_settings(None, remote_sets, environ={}), chat)
@@ -136,6 +148,7 @@ def main() -> int:
         "all audio of a sentence": all_audio,
         "spoken turn to first audio": first_audio_of_a_turn,
         "whole spoken turn": spoken_turn,
+        "draw a picture": draw,
     }
     for fn in parts.values():  # warm-up: models, connections, caches
         for companion in (local, remote, twice):
