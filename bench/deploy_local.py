@@ -69,6 +69,23 @@ def app(root: Path, name: str, env: dict[str, str], nice: int = 0) -> tuple[subp
     return proc, url
 
 
+def wait_vectors(url: str, timeout: float = 1800) -> float:
+    """Seconds until the Chroma server at ``url`` holds a complete knowledge-base collection and no build."""
+    import chromadb
+
+    started = time.monotonic()
+    host, port = url.removeprefix("http://").rsplit(":", 1)
+    client = chromadb.HttpClient(host=host, port=int(port))
+    while time.monotonic() - started < timeout:
+        collections = client.list_collections()
+        building = any(c.name.endswith("-build") for c in collections)
+        complete = any((c.metadata or {}).get("complete") for c in collections if not c.name.endswith("-build"))
+        if complete and not building:
+            return time.monotonic() - started
+        time.sleep(2)
+    raise SystemExit(f"the shared vectors were not built within {timeout:.0f} s (see the replicas' logs)")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--replicas", type=int, default=2)
@@ -123,6 +140,11 @@ def main() -> int:
         if not args.load:
             while True:
                 time.sleep(3600)
+        if "chroma" in procs:
+            # The replicas build the shared vectors in the background after they start (one builds, the
+            # others wait for it): done before the clock, so that neither the build's CPU nor the
+            # collection filling up is counted as the load's.
+            print(f"shared vectors built in {wait_vectors(replica_env['WULEWULE_RAG__CHROMA__URL']):.0f} s")
         before = {name: rss_mb(p.pid) for name, p in procs.items()}
         load = [sys.executable, str(REPO / "bench" / "bench_load.py"), "--url", *[u + "/" for u in urls]]
         load += ["--sessions", str(args.sessions), "--seconds", str(args.seconds)]
