@@ -2,6 +2,7 @@
 
     eval "$(../shared/dev-models/fetch)"
     .venv/bin/python bench/deploy_local.py [--replicas 2] [--load --sessions 20 --seconds 60] [--burst 10]
+        [--engine-nice 10] [--engine-threads 1]
 
 Starts, each as its own process:
 
@@ -100,6 +101,12 @@ def main() -> int:
         help="run the engine at this niceness: on a shared box the replicas' typed answers go first",
     )
     parser.add_argument(
+        "--engine-threads",
+        type=int,
+        default=0,
+        help="Whisper threads on the engine (asr.whisper.cpu_threads; 0 = all cores)",
+    )
+    parser.add_argument(
         "--burst",
         type=int,
         default=0,
@@ -114,6 +121,7 @@ def main() -> int:
     try:
         engine_env = {"WULEWULE_ASR__BACKEND": "whisper", "WULEWULE_ASR__WHISPER__MODEL": whisper}
         engine_env["WULEWULE_TTS__BACKEND"] = "espeak"
+        engine_env["WULEWULE_ASR__WHISPER__CPU_THREADS"] = str(args.engine_threads)
         engine_env["WULEWULE_ASR__VAD"] = "false"  # the replicas trim silence before they send (docs/deploy.md)
         procs["engine"], engine = app(root, "engine", engine_env, nice=args.engine_nice)
         replica_env = {
