@@ -11,6 +11,7 @@ import threading
 import time
 import uuid
 from collections.abc import Generator, Iterator, Sequence
+from concurrent.futures import CancelledError
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -281,8 +282,8 @@ def hear_turn(conversation: Conversation, token: str) -> HeardTurn | str | None:
 
     try:
         return conversation.take(token)
-    except KeyError:
-        return None  # a stale token (the tab reloaded)
+    except (KeyError, CancelledError):
+        return None  # a stale token (the tab reloaded), or the tab closed while it was being heard
     except NoSpeechError:
         return None  # a cough or a noise the VAD took for speech: keep listening, say nothing
     except AudioError as exc:

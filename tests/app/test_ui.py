@@ -154,3 +154,21 @@ def test_stop_ends_a_tabs_running_turns_and_says_whether_they_ended():
     assert time.monotonic() - started < 2
     release.set()
     thread.join()
+
+
+def test_a_turn_whose_tab_closed_while_it_was_heard_says_nothing():
+    from concurrent.futures import CancelledError
+    from typing import Any
+
+    from app.ui import hear_turn
+
+    class Closed:
+        def take(self, token: str) -> Any:
+            raise CancelledError  # Conversation.close() cancelled the recognition this turn waited for
+
+    class Broken:
+        def take(self, token: str) -> Any:
+            raise RuntimeError("model file missing")
+
+    assert hear_turn(Closed(), "turn-1") is None  # type: ignore[arg-type]
+    assert hear_turn(Broken(), "turn-1") == "语音识别不可用：model file missing"  # type: ignore[arg-type]
