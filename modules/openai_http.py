@@ -40,6 +40,14 @@ def error_text(body: bytes) -> str:
     return excerpt(text)
 
 
+def http_client(api_key: str | None, connect_timeout: float, read_timeout: float, **options: Any) -> httpx.Client:
+    """A client sending the key (when there is one) as a bearer token; ``read_timeout`` bounds each wait
+    for the next bytes (and each write), ``connect_timeout`` a new connection or a free pooled one."""
+    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+    timeout = httpx.Timeout(connect=connect_timeout, read=read_timeout, write=read_timeout, pool=connect_timeout)
+    return httpx.Client(headers=headers, timeout=timeout, **options)
+
+
 @dataclass(frozen=True)
 class Endpoint(Generic[E]):
     """One client's server, as its error messages name it: ``status``, ``unreachable`` … build the errors.

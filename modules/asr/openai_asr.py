@@ -24,7 +24,7 @@ from modules.asr.audio import TARGET_RATE, frame_16k
 from modules.asr.base import RecognitionError, TranscriptSegment
 from modules.asr.chinese import han_count, to_simplified
 from modules.audio_types import AudioClip, wav_bytes
-from modules.openai_http import Endpoint, excerpt, send_retrying
+from modules.openai_http import Endpoint, excerpt, http_client, send_retrying
 from modules.status import BackendStatus
 
 if TYPE_CHECKING:
@@ -85,9 +85,7 @@ class OpenAIRecognizer:
         self.model = model
         self.language = language
         self.name = name
-        self.connect_timeout = connect_timeout
         self.read_timeout = read_timeout
-        self.api_key_env = api_key_env
         self._endpoint = Endpoint(
             prefix=f"{name} speech recognition",
             server="the server",
@@ -100,9 +98,7 @@ class OpenAIRecognizer:
             has_key=bool(api_key),
             model=model,
         )
-        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-        timeout = httpx.Timeout(connect=connect_timeout, read=read_timeout, write=read_timeout, pool=connect_timeout)
-        self._client = httpx.Client(headers=headers, timeout=timeout)
+        self._client = http_client(api_key, connect_timeout, read_timeout)
 
     @classmethod
     def from_settings(cls, settings: OpenAIAsrSettings, language: str = "auto") -> OpenAIRecognizer:

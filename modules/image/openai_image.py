@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from modules.image.base import GeneratedImage, ImageGenerationError, ImageProgress, ImageRequest
-from modules.openai_http import Endpoint, error_text, excerpt, send_retrying
+from modules.openai_http import Endpoint, error_text, excerpt, http_client, send_retrying
 from modules.status import BackendStatus
 
 if TYPE_CHECKING:
@@ -116,8 +116,6 @@ class OpenAIImageGenerator:
         self.model = remote.model
         self.response_format = remote.response_format
         self.send_seed = remote.send_seed
-        self.api_key_env = remote.api_key_env
-        self.connect_timeout = remote.connect_timeout
         self.read_timeout = remote.read_timeout
         self._endpoint = Endpoint(
             prefix=f"{self.name} drawing",
@@ -131,15 +129,9 @@ class OpenAIImageGenerator:
             has_key=bool(api_key),
             model=remote.model,
         )
-        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-        timeout = httpx.Timeout(
-            connect=remote.connect_timeout,
-            read=remote.read_timeout,
-            write=remote.read_timeout,
-            pool=remote.connect_timeout,
-        )
         # No idle connections: each request opens its own, whose socket a cancel can shut (see _Aborter).
-        self._client = httpx.Client(headers=headers, timeout=timeout, limits=httpx.Limits(max_keepalive_connections=0))
+        limits = httpx.Limits(max_keepalive_connections=0)
+        self._client = http_client(api_key, remote.connect_timeout, remote.read_timeout, limits=limits)
 
     @classmethod
     def from_settings(cls, settings: ImageSettings) -> OpenAIImageGenerator:

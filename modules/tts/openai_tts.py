@@ -26,7 +26,7 @@ import httpx
 import numpy as np
 
 from modules.audio_types import AudioClip
-from modules.openai_http import Endpoint, error_text, send_retrying
+from modules.openai_http import Endpoint, error_text, http_client, send_retrying
 from modules.status import BackendStatus
 from modules.tts.base import SpeechSynthesisError
 
@@ -203,9 +203,7 @@ class OpenAISpeechSynthesizer:
         self.response_format = response_format
         self.sample_rate = sample_rate
         self.name = name
-        self.connect_timeout = connect_timeout
         self.read_timeout = read_timeout
-        self.api_key_env = api_key_env
         self._endpoint = Endpoint(
             prefix=f"{name} voice",
             server="the speech server",
@@ -218,10 +216,8 @@ class OpenAISpeechSynthesizer:
             has_key=bool(api_key),
             model=model,
         )
-        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-        # read= bounds the wait for each next piece of audio, not the whole sentence.
-        timeout = httpx.Timeout(connect=connect_timeout, read=read_timeout, write=read_timeout, pool=connect_timeout)
-        self._client = httpx.Client(headers=headers, timeout=timeout)
+        # read_timeout bounds the wait for each next piece of audio, not the whole sentence.
+        self._client = http_client(api_key, connect_timeout, read_timeout)
 
     @classmethod
     def from_settings(cls, settings: OpenAITtsSettings) -> OpenAISpeechSynthesizer:
